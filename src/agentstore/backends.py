@@ -1,0 +1,164 @@
+"""Everything that differs between SQLite and PostgreSQL lives here, behind one small
+object chosen once from the database URL. The rest of agentstore never asks which
+database it is talking to."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+from agentstore.errors import UnsupportedDatabaseError
+from agentstore.types import dumps_json
+
+DEFAULT_URL = "sqlite:///agentstore.db"
+URL_ENV_VAR = "AGENTSTORE_DATABASE_URL"
+MIN_SQLITE_VERSION = (3, 35, 0)  # UPDATE … RETURNING, which atomic claims are built on
+
+# Execution option that marks a transaction as read-only (see SQLiteBackend).
+READ_ONLY = "agentstore_read_only"
+
+
+def resolve_url(url: str | URL | None = None) -> URL:
+    """The URL given, else ``$AGENTSTORE_DATABASE_URL``, else the embedded SQLite file.
+
+    A bare ``postgresql://`` URL is given the psycopg 3 driver, the one agentstore ships with.
+    """
+    try:
+        resolved = make_url(url or os.environ.get(URL_ENV_VAR) or DEFAULT_URL)
+    except sa.exc.ArgumentError as exc:
+        raise UnsupportedDatabaseError(f"not a database URL: {url!r}") from exc
+    if resolved.drivername in ("postgresql", "postgres"):
+        resolved = resolved.set(drivername="postgresql+psycopg")
+    return resolved
+
+
+class Backend(ABC):
+    """What one database needs that the other does not."""
+
+    name: str
+    #: The Alembic revision tree for this database, a folder of ``migrations/``.
+    migrations_tree: str
+
+    @abstractmethod
+    def create_engine(self, url: URL, **engine_options: Any) -> Engine:
+        """An engine with every connection setting this database needs."""
+
+    @abstractmethod
+    def migration_transaction(self, connection: Connection) -> AbstractContextManager[None]:
+        """One transaction around a whole upgrade, held exclusively: when several
+        processes upgrade at once, one applies and the others wait, then find nothing to do."""
+
+
+class SQLiteBackend(Backend):
+    name = "sqlite"
+    migrations_tree = "local"
+    busy_timeout_ms = 30_000
+
+    def __init__(self) -> None:
+        if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
+            wanted = ".".join(map(str, MIN_SQLITE_VERSION))
+            raise UnsupportedDatabaseError(
+                f"SQLite {sqlite3.sqlite_version} is too old: agentstore needs {wanted} or newer"
+            )
+
+    def create_engine(self, url: URL, **engine_options: Any) -> Engine:
+        engine = sa.create_engine(url, json_serializer=dumps_json, **engine_options)
+        busy_timeout_ms = self.busy_timeout_ms
+
+        @event.listens_for(engine, "connect")
+        def configure_connection(dbapi_connection: Any, _record: Any) -> None:
+            # Take transaction control away from the sqlite3 module, so the "begin"
+            # listener below decides how each transaction starts.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # durable enough with WAL
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def begin_transaction(connection: Connection) -> None:
+            # A deferred transaction that later writes cannot wait for the write lock: it
+            # fails with "database is locked". So every transaction takes the write lock up
+            # front (waiting up to busy_timeout), unless it is marked read-only.
+            if connection.get_execution_options().get(READ_ONLY):
+                connection.exec_driver_sql("BEGIN DEFERRED")
+            else:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+
+    @contextmanager
+    def migration_transaction(self, connection: Connection) -> Iterator[None]:
+        # Batch migrations copy and drop tables, which foreign keys would cascade through;
+        # SQLite ignores this pragma inside a transaction, so it is set before BEGIN.
+        driver_connection = connection.connection.driver_connection
+        assert driver_connection is not None
+        driver_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with connection.begin():  # BEGIN IMMEDIATE: the database's write lock
+                yield
+                violations = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if violations:
+                    raise sa.exc.IntegrityError(
+                        "PRAGMA foreign_key_check", None, Exception(str(violations[:5]))
+                    )
+        finally:
+            driver_connection.execute("PRAGMA foreign_keys=ON")
+
+
+class PostgresBackend(Backend):
+    name = "postgresql"
+    migrations_tree = "cloud"
+    # Any constant works; it only has to be the same in every process that migrates.
+    migration_lock_key = 0x6167_656E_7473  # "agents"
+
+    def create_engine(self, url: URL, **engine_options: Any) -> Engine:
+        try:
+            return sa.create_engine(
+                url,
+                pool_pre_ping=True,
+                isolation_level="READ COMMITTED",
+                json_serializer=dumps_json,
+                **engine_options,
+            )
+        except ModuleNotFoundError as exc:
+            raise UnsupportedDatabaseError(
+                "PostgreSQL needs the psycopg driver: pip install 'agentstore[postgres]'"
+            ) from exc
+
+    @contextmanager
+    def migration_transaction(self, connection: Connection) -> Iterator[None]:
+        with connection.begin():
+            # Released at commit or rollback, so a crashed upgrade never leaves it held.
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": self.migration_lock_key}
+            )
+            yield
+
+
+def backend_for(url: URL) -> Backend:
+    """The backend for ``url``'s database; any other database is refused."""
+    backend_name = url.get_backend_name()
+    if backend_name == "sqlite":
+        return SQLiteBackend()
+    if backend_name == "postgresql":
+        return PostgresBackend()
+    raise UnsupportedDatabaseError(
+        f"agentstore runs on SQLite and PostgreSQL, not {backend_name!r} ({url!r})"
+    )
+
+
+def create_engine(url: str | URL | None = None, **engine_options: Any) -> Engine:
+    """An engine for ``url`` (see ``resolve_url``) with every setting agentstore relies on."""
+    resolved = resolve_url(url)
+    return backend_for(resolved).create_engine(resolved, **engine_options)

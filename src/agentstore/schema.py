@@ -1,0 +1,50 @@
+"""Migrations: two Alembic revision trees, ``migrations/local`` for SQLite and
+``migrations/cloud`` for PostgreSQL, behind one ``env.py`` that picks the tree from the
+database URL. Only one tree is ever loaded: both use the same revision ids, so loading
+both at once would be a duplicate-revision error rather than a silent mix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionMap
+from sqlalchemy.engine import URL
+
+from agentstore.backends import Backend, backend_for, resolve_url
+
+# Shipped inside the package (the wheel carries it), so this works from an install too.
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "agentstore_alembic_version"
+
+
+def select_tree(script: ScriptDirectory, backend: Backend) -> None:
+    """Point ``script`` at the one revision tree for ``backend``.
+
+    Alembic builds its script directory before ``env.py`` runs and reads revisions
+    lazily, so ``env.py`` can still choose the tree before any revision is read.
+    """
+    script.version_locations = [str(MIGRATIONS_DIR / backend.migrations_tree)]
+    script.revision_map = RevisionMap(script._load_revisions)
+
+
+def alembic_config(url: str | URL | None = None) -> Config:
+    """An Alembic config for ``url`` (see ``resolve_url``) that needs no ``alembic.ini``."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["url"] = resolve_url(url)
+    return config
+
+
+def migrate(url: str | URL | None = None, revision: str = "head") -> None:
+    """Upgrade the database at ``url`` to ``revision`` on the right tree for its dialect.
+
+    Safe to call from several processes at once: one applies, the others wait and then
+    find nothing left to do.
+    """
+    config = alembic_config(url)
+    backend_for(config.attributes["url"])  # refuse an unsupported URL before Alembic starts
+    command.upgrade(config, revision)

@@ -1,0 +1,86 @@
+"""Portable column types: one definition, the right storage on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from agentstore.errors import ValidationError
+
+
+def uuid7() -> uuid.UUID:
+    """A time-ordered UUID (RFC 9562, version 7): 48 bits of Unix milliseconds, then random.
+
+    Time-ordered keys keep B-tree inserts at the right edge of the index, and sort by
+    creation time when nothing better is at hand.
+    """
+    unix_ms = time.time_ns() // 1_000_000
+    value = (unix_ms & 0xFFFF_FFFF_FFFF) << 80 | int.from_bytes(os.urandom(10))
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return uuid.UUID(int=value)
+
+
+def require_aware(value: datetime, name: str = "datetime") -> datetime:
+    """Return ``value`` in UTC; a naive datetime is refused, since its zone is a guess."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A point in time: refuses naive datetimes, stores UTC, always returns aware UTC.
+
+    PostgreSQL stores ``TIMESTAMPTZ``. SQLite has no time zone type, so the value is stored
+    as a naive UTC text in a fixed format, which also sorts correctly as text.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        aware = require_aware(value)
+        return aware.replace(tzinfo=None) if dialect.name == "sqlite" else aware
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class JSONDocument(TypeDecorator[Any]):
+    """A JSON value: JSONB on PostgreSQL, JSON text on SQLite. Python ``None`` is SQL NULL."""
+
+    impl = JSON(none_as_null=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB(none_as_null=True))
+        return dialect.type_descriptor(JSON(none_as_null=True))
+
+
+def dumps_json(value: Any) -> str:
+    """The JSON serializer every engine uses: strict (no NaN, which JSONB refuses) and
+    raising our ``ValidationError`` for values that are not JSON."""
+    try:
+        return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"value is not JSON-serialisable: {exc}") from exc
+
+
+# A 64-bit auto-increment key. SQLite only auto-increments a column declared exactly
+# ``INTEGER PRIMARY KEY`` (which is 64-bit there), so it gets that spelling.
+AutoIncrementBigInt = BigInteger().with_variant(Integer(), "sqlite")

@@ -1,0 +1,116 @@
+"""A PostgreSQL server for the tests, found or started in this order:
+
+1. ``$AGENTSTORE_TEST_POSTGRES_URL``: a server someone already runs;
+2. testcontainers, where a Docker daemon answers;
+3. a throwaway cluster from the local PostgreSQL binaries (as the ``postgres`` user
+   when running as root, since the server refuses to run as root).
+
+``PostgresUnavailable`` says why none could be had; the fixture turns it into a skip, or
+into a failure under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+URL_ENV_VAR = "AGENTSTORE_TEST_POSTGRES_URL"
+
+
+class PostgresUnavailable(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """Yield the URL of a PostgreSQL server's maintenance database."""
+    if url := os.environ.get(URL_ENV_VAR):
+        yield url
+        return
+    reasons = []
+    if docker_answers():
+        with _testcontainer() as url:
+            yield url
+            return
+    reasons.append("no Docker daemon answers")
+    bindir = _local_bindir()
+    if bindir is None:
+        reasons.append("no PostgreSQL server binaries found (pg_ctl)")
+        raise PostgresUnavailable(f"${URL_ENV_VAR} is unset; " + "; ".join(reasons))
+    with _local_cluster(bindir) as url:
+        yield url
+
+
+def docker_answers() -> bool:
+    try:
+        import docker  # testcontainers' dependency
+
+        docker.from_env(timeout=3).ping()
+    except Exception:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _testcontainer() -> Iterator[str]:
+    from testcontainers.postgres import PostgresContainer
+
+    with PostgresContainer("postgres:16-alpine", driver="psycopg") as container:
+        yield container.get_connection_url()
+
+
+def _local_bindir() -> Path | None:
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        return Path(on_path).parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
+    return Path(candidates[0]).parent if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _local_cluster(bindir: Path) -> Iterator[str]:
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    workdir = Path(tempfile.mkdtemp(prefix="agentstore-pg-"))
+    datadir = workdir / "data"
+    if as_postgres:
+        shutil.chown(workdir, "postgres")
+    port = _free_port()
+
+    def run(*args: str) -> None:
+        result = subprocess.run([*as_postgres, *args], capture_output=True, text=True)
+        if result.returncode != 0:
+            log = workdir / "server.log"
+            detail = log.read_text() if log.exists() else ""
+            raise PostgresUnavailable(
+                f"{args[0]} failed: {result.stderr.strip()}\n{detail[-2000:]}"
+            )
+
+    run(str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust",
+        "--encoding=UTF8", "--locale=C.UTF-8")
+    # A test server: durability off (nothing here must survive a crash), room for the
+    # many connections the concurrency tests open.
+    options = (
+        f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    run(str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options, "-l",
+        str(workdir / "server.log"), "-w", "-t", "60", "start")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(datadir), "-m",
+                        "immediate", "stop"], capture_output=True)
+        shutil.rmtree(workdir, ignore_errors=True)
