@@ -7,9 +7,11 @@ tree: ``local`` (SQLite) or ``cloud`` (PostgreSQL). A connection handed over in
 """
 
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
 from sqlalchemy import pool
+from sqlalchemy.engine import Connection
 
 from agentstore.backends import backend_for, resolve_url
 from agentstore.models import Base
@@ -30,7 +32,7 @@ url = (
 backend = backend_for(url)
 select_tree(context.script, backend)
 
-options = {
+options: dict[str, Any] = {
     "target_metadata": Base.metadata,
     "version_table": VERSION_TABLE,  # never touch a host application's alembic_version
     "render_as_batch": backend.name == "sqlite",  # SQLite alters tables by copying them
@@ -39,7 +41,7 @@ options = {
 }
 
 
-def run_on(connection):
+def run_on(connection: Connection) -> None:
     context.configure(connection=connection, **options)
     with backend.migration_transaction(connection):
         context.run_migrations()

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -15,7 +15,14 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from agentstore.errors import UnsupportedDatabaseError
+from agentstore.errors import (
+    AgentStoreError,
+    ConflictError,
+    NotFoundError,
+    StoreUnavailableError,
+    UnsupportedDatabaseError,
+    ValidationError,
+)
 from agentstore.types import dumps_json
 
 DEFAULT_URL = "sqlite:///agentstore.db"
@@ -55,6 +62,16 @@ class Backend(ABC):
     def migration_transaction(self, connection: Connection) -> AbstractContextManager[None]:
         """One transaction around a whole upgrade, held exclusively: when several
         processes upgrade at once, one applies and the others wait, then find nothing to do."""
+
+    def translate_error(self, exc: sa.exc.DBAPIError) -> AgentStoreError:
+        """The agentstore error for a driver error."""
+        kind = self.classify_error(exc)
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        return kind(detail)
+
+    @abstractmethod
+    def classify_error(self, exc: sa.exc.DBAPIError) -> type[AgentStoreError]:
+        """Which agentstore error a driver error means."""
 
 
 class SQLiteBackend(Backend):
@@ -115,6 +132,29 @@ class SQLiteBackend(Backend):
         finally:
             driver_connection.execute("PRAGMA foreign_keys=ON")
 
+    def classify_error(self, exc: sa.exc.DBAPIError) -> type[AgentStoreError]:
+        message = str(exc.orig)
+        if "UNIQUE constraint failed" in message or "PRIMARY KEY" in message:
+            return ConflictError
+        if "FOREIGN KEY constraint failed" in message:
+            return NotFoundError
+        if "CHECK constraint failed" in message or "NOT NULL constraint failed" in message:
+            return ValidationError
+        return StoreUnavailableError
+
+
+# PostgreSQL SQLSTATE classes (https://www.postgresql.org/docs/current/errcodes-appendix.html)
+_POSTGRES_ERRORS: dict[str, type[AgentStoreError]] = {
+    "23505": ConflictError,  # unique_violation
+    "23503": NotFoundError,  # foreign_key_violation
+    "23514": ValidationError,  # check_violation
+    "23502": ValidationError,  # not_null_violation
+    "22001": ValidationError,  # string_data_right_truncation
+    "22P02": ValidationError,  # invalid_text_representation
+    "22021": ValidationError,  # character_not_in_repertoire (NUL bytes)
+    "22P05": ValidationError,  # untranslatable_character
+}
+
 
 class PostgresBackend(Backend):
     name = "postgresql"
@@ -144,6 +184,10 @@ class PostgresBackend(Backend):
                 sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": self.migration_lock_key}
             )
             yield
+
+    def classify_error(self, exc: sa.exc.DBAPIError) -> type[AgentStoreError]:
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        return _POSTGRES_ERRORS.get(sqlstate, StoreUnavailableError)
 
 
 def backend_for(url: URL) -> Backend:

@@ -21,21 +21,31 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "agentstore_alembic_version"
 
 
+def tree_path(backend: Backend) -> Path:
+    """The folder of ``backend``'s revision tree."""
+    return MIGRATIONS_DIR / backend.migrations_tree
+
+
 def select_tree(script: ScriptDirectory, backend: Backend) -> None:
     """Point ``script`` at the one revision tree for ``backend``.
 
-    Alembic builds its script directory before ``env.py`` runs and reads revisions
-    lazily, so ``env.py`` can still choose the tree before any revision is read.
+    The ``alembic`` command builds its script directory from ``alembic.ini`` before
+    ``env.py`` knows the URL; revisions are read lazily, so ``env.py`` can still choose
+    the tree before any revision is read.
     """
-    script.version_locations = [str(MIGRATIONS_DIR / backend.migrations_tree)]
+    script.version_locations = [str(tree_path(backend))]
     script.revision_map = RevisionMap(script._load_revisions)
 
 
 def alembic_config(url: str | URL | None = None) -> Config:
-    """An Alembic config for ``url`` (see ``resolve_url``) that needs no ``alembic.ini``."""
+    """An Alembic config for ``url`` (see ``resolve_url``) that needs no ``alembic.ini``
+    and names its tree up front."""
+    resolved = resolve_url(url)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes["url"] = resolve_url(url)
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", str(tree_path(backend_for(resolved))))
+    config.attributes["url"] = resolved
     return config
 
 
@@ -45,6 +55,4 @@ def migrate(url: str | URL | None = None, revision: str = "head") -> None:
     Safe to call from several processes at once: one applies, the others wait and then
     find nothing left to do.
     """
-    config = alembic_config(url)
-    backend_for(config.attributes["url"])  # refuse an unsupported URL before Alembic starts
-    command.upgrade(config, revision)
+    command.upgrade(alembic_config(url), revision)

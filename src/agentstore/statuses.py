@@ -72,9 +72,7 @@ class ToolCallStatus(StrEnum):
     FAILED = "failed"
 
 
-TERMINAL_TASK_STATUSES = frozenset(
-    {TaskStatus.COMPLETED, TaskStatus.BLOCKED, TaskStatus.ABANDONED}
-)
+TERMINAL_TASK_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.BLOCKED, TaskStatus.ABANDONED})
 TERMINAL_EXECUTION_STATUSES = frozenset(
     {ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED}
 )

@@ -98,19 +98,40 @@ def _local_cluster(bindir: Path) -> Iterator[str]:
                 f"{args[0]} failed: {result.stderr.strip()}\n{detail[-2000:]}"
             )
 
-    run(str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust",
-        "--encoding=UTF8", "--locale=C.UTF-8")
+    run(
+        str(bindir / "initdb"),
+        "-D",
+        str(datadir),
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "--encoding=UTF8",
+        "--locale=C.UTF-8",
+    )
     # A test server: durability off (nothing here must survive a crash), room for the
     # many connections the concurrency tests open.
     options = (
         f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
     )
-    run(str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options, "-l",
-        str(workdir / "server.log"), "-w", "-t", "60", "start")
+    run(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(datadir),
+        "-o",
+        options,
+        "-l",
+        str(workdir / "server.log"),
+        "-w",
+        "-t",
+        "60",
+        "start",
+    )
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(datadir), "-m",
-                        "immediate", "stop"], capture_output=True)
+        subprocess.run(
+            [*as_postgres, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
         shutil.rmtree(workdir, ignore_errors=True)

@@ -24,10 +24,10 @@ from agentstore.statuses import ApprovalVerdict, AttemptStatus, RunStatus, TaskS
 from agentstore.types import AutoIncrementBigInt, uuid7
 
 
-
 def run_fk() -> ForeignKey:
     """Every journal table belongs to a run and goes with it."""
     return ForeignKey("runs.id", ondelete="CASCADE")
+
 
 PENDING = text("status = 'pending'")
 IN_PROGRESS = text("status = 'in_progress'")
