@@ -2,8 +2,8 @@
 
 The database URL comes from ``-x url=…``, else the caller's config (``agentstore.migrate``),
 else ``$AGENTSTORE_DATABASE_URL``, else ``sqlite:///agentstore.db``; its dialect picks the
-tree: ``local`` (SQLite) or ``cloud`` (PostgreSQL). A connection handed over in
-``config.attributes["connection"]`` (as pytest-alembic does) is used as it is.
+tree: ``local`` (SQLite) or ``cloud`` (PostgreSQL). An Engine or Connection handed over in
+``config.attributes["connection"]`` (as pytest-alembic does) is used instead of a new one.
 """
 
 from logging.config import fileConfig
@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic import context
 from sqlalchemy import pool
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from agentstore.backends import backend_for, resolve_url
 from agentstore.models import Base
@@ -21,14 +21,13 @@ config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-connection = config.attributes.get("connection")
-url = (
-    connection.engine.url
-    if connection is not None
-    else resolve_url(
+given: Engine | Connection | None = config.attributes.get("connection")
+if given is not None:
+    url = given.engine.url
+else:
+    url = resolve_url(
         context.get_x_argument(as_dictionary=True).get("url") or config.attributes.get("url")
     )
-)
 backend = backend_for(url)
 select_tree(context.script, backend)
 
@@ -51,12 +50,13 @@ if context.is_offline_mode():
     context.configure(url=url, literal_binds=True, **options)
     with context.begin_transaction():
         context.run_migrations()
-elif connection is not None:
-    run_on(connection)
+elif isinstance(given, Connection):
+    run_on(given)
 else:
-    engine = backend.create_engine(url, poolclass=pool.NullPool)
+    engine = given or backend.create_engine(url, poolclass=pool.NullPool)
     try:
-        with engine.connect() as new_connection:
-            run_on(new_connection)
+        with engine.connect() as connection:
+            run_on(connection)
     finally:
-        engine.dispose()
+        if given is None:
+            engine.dispose()

@@ -1,0 +1,104 @@
+"""Engine setup: every dialect setting agentstore relies on comes from one function."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import agentstore
+from agentstore.backends import resolve_url
+from agentstore.errors import UnsupportedDatabaseError
+from agentstore.models import AgentState
+
+
+def test_sqlite_connections_use_wal_foreign_keys_busy_timeout_and_normal_sync(
+    tmp_path: Path,
+) -> None:
+    engine = agentstore.create_engine(f"sqlite:///{tmp_path / 'pragmas.db'}")
+    with engine.connect() as connection:
+        pragma = {
+            name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
+        }
+    engine.dispose()
+    assert pragma == {
+        "journal_mode": "wal",
+        "foreign_keys": 1,
+        "busy_timeout": 30000,
+        "synchronous": 1,
+    }
+
+
+def test_a_sqlite_write_transaction_holds_the_write_lock_from_its_first_statement(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "lock.db"
+    engine = agentstore.create_engine(f"sqlite:///{path}")
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("SELECT 1")  # no write yet, but BEGIN IMMEDIATE ran
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+    other.execute("BEGIN IMMEDIATE")  # free again once the transaction ends
+    other.execute("ROLLBACK")
+    other.close()
+    engine.dispose()
+
+
+def test_sqlite_older_than_3_35_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.34.1")
+    with pytest.raises(UnsupportedDatabaseError, match=r"3\.34\.1 is too old"):
+        agentstore.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+
+
+def test_postgres_uses_read_committed_and_pre_ping(postgresql_databases: object) -> None:
+    url = postgresql_databases.migrated()  # type: ignore[attr-defined]
+    engine = agentstore.create_engine(url)
+    with engine.connect() as connection:
+        isolation = connection.exec_driver_sql("SHOW transaction_isolation").scalar()
+    assert isolation == "read committed"
+    assert engine.pool._pre_ping  # type: ignore[attr-defined]
+    engine.dispose()
+
+
+def test_a_bare_postgresql_url_gets_the_psycopg_driver() -> None:
+    assert resolve_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
+
+
+def test_the_default_url_is_the_embedded_sqlite_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGENTSTORE_DATABASE_URL", raising=False)
+    assert resolve_url().render_as_string() == "sqlite:///agentstore.db"
+    monkeypatch.setenv("AGENTSTORE_DATABASE_URL", "sqlite:///elsewhere.db")
+    assert resolve_url().database == "elsewhere.db"
+
+
+@pytest.mark.parametrize("url", ["mysql://u@h/db", "not a url"])
+def test_other_databases_are_refused_clearly(url: str) -> None:
+    with pytest.raises(UnsupportedDatabaseError):
+        agentstore.create_engine(url)
+
+
+def test_migrate_refuses_an_unsupported_url_before_touching_anything() -> None:
+    with pytest.raises(UnsupportedDatabaseError):
+        agentstore.migrate("mysql://u@h/db")
+
+
+def test_foreign_keys_are_enforced(db_url: str) -> None:
+    engine = agentstore.create_engine(db_url)
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+        connection.execute(
+            sa.insert(AgentState).values(
+                run_id=uuid.uuid4(),
+                role="strategy",
+                turns=0,
+                rotation_count=0,
+                updated_at=datetime.now(UTC),
+            )
+        )
+    engine.dispose()

@@ -1,0 +1,120 @@
+"""Portable types: timestamps are aware UTC on both dialects, naive ones are refused,
+JSON round-trips, ids are time-ordered UUIDs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+import agentstore
+from agentstore.backends import backend_for
+from agentstore.boundary import Transactions
+from agentstore.errors import ValidationError
+from agentstore.models import Checkpoint, Run
+from agentstore.types import uuid7
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = agentstore.create_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def transactions(engine: Engine) -> Transactions:
+    return Transactions(engine, backend_for(engine.url))
+
+
+def insert_run(transactions: Transactions, **values: object) -> uuid.UUID:
+    row = {"goal": "g", "repo_path": "/r", "status": "planning", **values}
+    with transactions.write() as connection:
+        return connection.execute(sa.insert(Run).values(row).returning(Run.id)).scalar_one()
+
+
+def test_a_naive_datetime_is_refused_with_a_validation_error(transactions: Transactions) -> None:
+    with pytest.raises(ValidationError, match="timezone-aware"):
+        insert_run(transactions, created_at=datetime(2026, 1, 1, 12, 0))
+
+
+def test_a_refused_write_leaves_nothing_behind(transactions: Transactions) -> None:
+    with pytest.raises(ValidationError):
+        insert_run(transactions, created_at=datetime(2026, 1, 1, 12, 0))
+    with transactions.read() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(Run)).scalar() == 0
+
+
+def test_timestamps_come_back_aware_utc_and_equal_to_what_was_stored(
+    transactions: Transactions,
+) -> None:
+    plus_five = timezone(timedelta(hours=5, minutes=30))
+    stored = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=plus_five)
+    run_id = insert_run(transactions, created_at=stored)
+    with transactions.read() as connection:
+        loaded = connection.execute(sa.select(Run.created_at).where(Run.id == run_id)).scalar_one()
+    assert loaded == stored
+    assert loaded.tzinfo is UTC
+    assert loaded.utcoffset() == timedelta(0)
+
+
+def test_timestamps_sort_by_instant_across_zones(transactions: Transactions) -> None:
+    early = datetime(2026, 1, 1, 23, 0, tzinfo=timezone(timedelta(hours=-5)))  # 04:00 UTC
+    late = datetime(2026, 1, 2, 5, 0, tzinfo=timezone(timedelta(hours=+0)))  # 05:00 UTC
+    insert_run(transactions, goal="late", created_at=late)
+    insert_run(transactions, goal="early", created_at=early)
+    with transactions.read() as connection:
+        goals = connection.execute(sa.select(Run.goal).order_by(Run.created_at)).scalars().all()
+    assert goals == ["early", "late"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"nested": {"list": [1, 2.5, None, True], "text": "héllo ✓ 漢字"}},
+        [1, "two", {"three": 3}],
+        "a plain string",
+        0,
+        {},
+    ],
+)
+def test_json_round_trips(transactions: Transactions, payload: object) -> None:
+    run_id = insert_run(transactions)
+    with transactions.write() as connection:
+        checkpoint_id = connection.execute(
+            sa.insert(Checkpoint)
+            .values(run_id=run_id, status="running", payload=payload)
+            .returning(Checkpoint.id)
+        ).scalar_one()
+    with transactions.read() as connection:
+        loaded = connection.execute(
+            sa.select(Checkpoint.payload).where(Checkpoint.id == checkpoint_id)
+        ).scalar_one()
+    assert loaded == payload
+
+
+@pytest.mark.parametrize("bad", [{"when": datetime.now(UTC)}, {"nan": float("nan")}, {1: object()}])
+def test_a_payload_that_is_not_json_is_refused(transactions: Transactions, bad: object) -> None:
+    run_id = insert_run(transactions)
+    with pytest.raises(ValidationError, match="JSON"), transactions.write() as connection:
+        connection.execute(
+            sa.insert(Checkpoint).values(run_id=run_id, status="running", payload=bad)
+        )
+
+
+def test_generated_ids_are_uuid_version_7_and_time_ordered() -> None:
+    ids = [uuid7() for _ in range(1000)]
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    assert len(set(ids)) == len(ids)
+    timestamps = [i.int >> 80 for i in ids]
+    assert timestamps == sorted(timestamps)
+
+
+def test_ids_are_native_uuids_in_the_database(transactions: Transactions) -> None:
+    run_id = insert_run(transactions)
+    assert isinstance(run_id, uuid.UUID)
+    assert run_id.version == 7
