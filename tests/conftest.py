@@ -81,3 +81,18 @@ def store(db_url: str) -> Iterator[AgentStore]:
     """An ``AgentStore`` on a fresh migrated database of the test's dialect."""
     with AgentStore.open(db_url) as opened:
         yield opened
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print how many tests passed, failed or were skipped on each dialect."""
+    counts: dict[str, dict[str, int]] = {name: {} for name in DIALECTS}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            for name in DIALECTS:
+                if f"[{name}" in report.nodeid or f"-{name}]" in report.nodeid:
+                    counts[name][outcome] = counts[name].get(outcome, 0) + 1
+    line = "; ".join(
+        f"{name}: " + (", ".join(f"{n} {o}" for o, n in sorted(c.items())) or "none")
+        for name, c in counts.items()
+    )
+    terminalreporter.write_line(f"tests per dialect: {line}")
