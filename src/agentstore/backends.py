@@ -63,6 +63,12 @@ class Backend(ABC):
         """One transaction around a whole upgrade, held exclusively: when several
         processes upgrade at once, one applies and the others wait, then find nothing to do."""
 
+    @property
+    def read_only_options(self) -> dict[str, Any]:
+        """Connection execution options for a read-only transaction that sees one
+        consistent snapshot of the database across all its statements."""
+        return {READ_ONLY: True}
+
     def translate_error(self, exc: sa.exc.DBAPIError) -> AgentStoreError:
         """The agentstore error for a driver error."""
         kind = self.classify_error(exc)
@@ -184,6 +190,12 @@ class PostgresBackend(Backend):
                 sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": self.migration_lock_key}
             )
             yield
+
+    @property
+    def read_only_options(self) -> dict[str, Any]:
+        # READ COMMITTED takes a new snapshot per statement; a multi-statement read (a run
+        # snapshot, a page and its meta) needs one snapshot for the whole transaction.
+        return {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
 
     def classify_error(self, exc: sa.exc.DBAPIError) -> type[AgentStoreError]:
         sqlstate = getattr(exc.orig, "sqlstate", None) or ""

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from agentstore.backends import READ_ONLY, Backend
+from agentstore.backends import Backend
 from agentstore.errors import AgentStoreError, StoreUnavailableError
 
 
@@ -69,7 +69,7 @@ class Transactions:
         with (
             self.translated(),
             self.engine.connect() as connection,
-            connection.execution_options(**{READ_ONLY: True}).begin(),
+            connection.execution_options(**self.backend.read_only_options).begin(),
         ):
             yield connection
 

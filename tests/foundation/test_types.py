@@ -4,37 +4,16 @@ JSON round-trips, ids are time-ordered UUIDs."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
-import agentstore
-from agentstore.backends import backend_for
 from agentstore.boundary import Transactions
 from agentstore.errors import ValidationError
 from agentstore.models import Checkpoint, Run
 from agentstore.types import uuid7
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = agentstore.create_engine(db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def transactions(engine: Engine) -> Transactions:
-    return Transactions(engine, backend_for(engine.url))
-
-
-def insert_run(transactions: Transactions, **values: object) -> uuid.UUID:
-    row = {"goal": "g", "repo_path": "/r", "status": "planning", **values}
-    with transactions.write() as connection:
-        return connection.execute(sa.insert(Run).values(row).returning(Run.id)).scalar_one()
+from tests.foundation.conftest import insert_run
 
 
 def test_a_naive_datetime_is_refused_with_a_validation_error(transactions: Transactions) -> None:
