@@ -9,10 +9,12 @@ import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from agentstore.errors import (
@@ -23,7 +25,7 @@ from agentstore.errors import (
     UnsupportedDatabaseError,
     ValidationError,
 )
-from agentstore.types import dumps_json
+from agentstore.types import UTCDateTime, dumps_json
 
 DEFAULT_URL = "sqlite:///agentstore.db"
 URL_ENV_VAR = "AGENTSTORE_DATABASE_URL"
@@ -68,6 +70,25 @@ class Backend(ABC):
         """Connection execution options for a read-only transaction that sees one
         consistent snapshot of the database across all its statements."""
         return {READ_ONLY: True}
+
+    @abstractmethod
+    def clock(self) -> sa.ColumnElement[datetime]:
+        """The current time as a SQL expression: the database's clock where there is a
+        shared server (so workers on many machines agree), the local clock otherwise."""
+
+    @abstractmethod
+    def deadline(self, after: timedelta) -> sa.ColumnElement[datetime]:
+        """``clock() + after`` as a SQL expression."""
+
+    @abstractmethod
+    def claimable(self, candidates: sa.Select[Any], key: Any) -> Any:
+        """The WHERE criterion of an atomic claim: rows whose ``key`` is among
+        ``candidates`` (a SELECT of keys with its own ORDER BY and LIMIT), taken so that
+        concurrent claimers never get the same row."""
+
+    @abstractmethod
+    def insert(self, table: Any) -> Any:
+        """An INSERT that supports ``on_conflict_do_update`` (a one-statement upsert)."""
 
     def translate_error(self, exc: sa.exc.DBAPIError) -> AgentStoreError:
         """The agentstore error for a driver error."""
@@ -138,6 +159,21 @@ class SQLiteBackend(Backend):
         finally:
             driver_connection.execute("PRAGMA foreign_keys=ON")
 
+    def clock(self) -> sa.ColumnElement[datetime]:
+        # One machine: the local clock is the database's clock.
+        return sa.literal(datetime.now(UTC), UTCDateTime())
+
+    def deadline(self, after: timedelta) -> sa.ColumnElement[datetime]:
+        return sa.literal(datetime.now(UTC) + after, UTCDateTime())
+
+    def claimable(self, candidates: sa.Select[Any], key: Any) -> Any:
+        # Write transactions begin IMMEDIATE, so the database's one writer runs the whole
+        # UPDATE … WHERE key IN (SELECT … LIMIT n) before any other claimer reads.
+        return key.in_(candidates)
+
+    def insert(self, table: Any) -> Any:
+        return sqlite.insert(table)
+
     def classify_error(self, exc: sa.exc.DBAPIError) -> type[AgentStoreError]:
         message = str(exc.orig)
         if "UNIQUE constraint failed" in message or "PRIMARY KEY" in message:
@@ -196,6 +232,26 @@ class PostgresBackend(Backend):
         # READ COMMITTED takes a new snapshot per statement; a multi-statement read (a run
         # snapshot, a page and its meta) needs one snapshot for the whole transaction.
         return {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+
+    def clock(self) -> sa.ColumnElement[datetime]:
+        # The server's clock, shared by every worker machine (transaction start time).
+        return sa.func.now(type_=UTCDateTime())
+
+    def deadline(self, after: timedelta) -> sa.ColumnElement[datetime]:
+        return sa.func.now(type_=UTCDateTime()) + sa.literal(after, sa.Interval())
+
+    def claimable(self, candidates: sa.Select[Any], key: Any) -> Any:
+        # Lock the chosen rows, skipping rows another claimer holds; MATERIALIZED makes
+        # the planner run the locking SELECT exactly once, before the UPDATE.
+        chosen = (
+            candidates.with_for_update(skip_locked=True)
+            .cte("claimable")
+            .prefix_with("MATERIALIZED")
+        )
+        return key.in_(sa.select(chosen.c[0]))
+
+    def insert(self, table: Any) -> Any:
+        return postgresql.insert(table)
 
     def classify_error(self, exc: sa.exc.DBAPIError) -> type[AgentStoreError]:
         sqlstate = getattr(exc.orig, "sqlstate", None) or ""

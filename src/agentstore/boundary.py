@@ -60,8 +60,10 @@ class Transactions:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """The connection for one call that only reads: a consistent snapshot of the
-        database that never waits for writers."""
+        """The connection for a call that only reads: one consistent snapshot of the
+        database that never waits for writers. Reads nested in it share the snapshot
+        (how a run snapshot reads through several repositories); nothing may write in it.
+        """
         current = self._current()
         if current is not None:
             yield current
@@ -71,7 +73,11 @@ class Transactions:
             self.engine.connect() as connection,
             connection.execution_options(**self.backend.read_only_options).begin(),
         ):
-            yield connection
+            self._local.connection = connection
+            try:
+                yield connection
+            finally:
+                self._local.connection = None
 
     @contextmanager
     def translated(self) -> Iterator[None]:

@@ -10,6 +10,17 @@ from sqlalchemy.engine import URL, Engine
 
 from agentstore.backends import backend_for, create_engine
 from agentstore.boundary import Transactions
+from agentstore.orchestrator import (
+    AgentRepository,
+    ApprovalRepository,
+    ArtifactRepository,
+    AttemptRepository,
+    CheckpointRepository,
+    EventRepository,
+    RunRepository,
+    SnapshotReader,
+    TaskRepository,
+)
 from agentstore.schema import migrate
 
 
@@ -24,7 +35,25 @@ class AgentStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.backend = backend_for(engine.url)
-        self._transactions = Transactions(engine, self.backend)
+        self._transactions = tx = Transactions(engine, self.backend)
+        self.agents = AgentRepository(tx, self.backend)
+        self.tasks = TaskRepository(tx, self.backend)
+        self.attempts = AttemptRepository(tx)
+        self.events = EventRepository(tx)
+        self.artifacts = ArtifactRepository(tx)
+        self.approvals = ApprovalRepository(tx)
+        self.checkpoints = CheckpointRepository(tx)
+        snapshots = SnapshotReader(
+            tx,
+            agents=self.agents,
+            tasks=self.tasks,
+            attempts=self.attempts,
+            events=self.events,
+            approvals=self.approvals,
+            artifacts=self.artifacts,
+            checkpoints=self.checkpoints,
+        )
+        self.runs = snapshots.runs = RunRepository(tx, snapshots)
 
     @classmethod
     def open(cls, url: str | URL | None = None) -> AgentStore:

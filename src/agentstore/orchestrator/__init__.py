@@ -1,0 +1,42 @@
+"""The orchestrator store: runs, agent state, tasks, attempts and the run journal."""
+
+from agentstore.orchestrator.agents import AgentRepository, AgentStateRecord
+from agentstore.orchestrator.attempts import AttemptRecord, AttemptRepository
+from agentstore.orchestrator.events import EventRecord, EventRepository, NewEvent
+from agentstore.orchestrator.journal import (
+    ApprovalRecord,
+    ApprovalRepository,
+    ArtifactRecord,
+    ArtifactRepository,
+    CheckpointRecord,
+    CheckpointRepository,
+)
+from agentstore.orchestrator.runs import UNSET, RunPage, RunRecord, RunRepository
+from agentstore.orchestrator.snapshot import RunSnapshot, SnapshotLimits, SnapshotReader
+from agentstore.orchestrator.tasks import TaskDraft, TaskRecord, TaskRepository
+
+__all__ = [
+    "UNSET",
+    "AgentRepository",
+    "AgentStateRecord",
+    "ApprovalRecord",
+    "ApprovalRepository",
+    "ArtifactRecord",
+    "ArtifactRepository",
+    "AttemptRecord",
+    "AttemptRepository",
+    "CheckpointRecord",
+    "CheckpointRepository",
+    "EventRecord",
+    "EventRepository",
+    "NewEvent",
+    "RunPage",
+    "RunRecord",
+    "RunRepository",
+    "RunSnapshot",
+    "SnapshotLimits",
+    "SnapshotReader",
+    "TaskDraft",
+    "TaskRecord",
+    "TaskRepository",
+]

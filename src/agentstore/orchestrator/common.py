@@ -1,0 +1,40 @@
+"""Pieces every orchestrator repository uses: the run check, the journal insert, and
+"the latest N, oldest first" reads."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from agentstore.errors import NotFoundError
+from agentstore.models import Event, Run
+
+
+def require_run(connection: Connection, run_id: uuid.UUID, *, lock: bool = False) -> None:
+    """Raise ``NotFoundError`` unless the run exists; ``lock`` holds its row until the
+    transaction ends, so concurrent writers to one run's plan take turns."""
+    query = sa.select(Run.id).where(Run.id == run_id)
+    if lock:
+        query = query.with_for_update()
+    if connection.execute(query).first() is None:
+        raise NotFoundError(f"run {run_id} not found")
+
+
+def insert_events(connection: Connection, events: Iterable[Mapping[str, Any]]) -> None:
+    """Append journal events (run_id, source, kind, message, payload) in one round trip."""
+    rows = [{"payload": {}, **event} for event in events]
+    if rows:
+        connection.execute(sa.insert(Event), rows)
+
+
+def latest_oldest_first(
+    connection: Connection, query: sa.Select[Any], newest_first: list[Any], limit: int
+) -> list[Row[Any]]:
+    """The ``limit`` newest rows of ``query`` (ordered by ``newest_first``), returned
+    oldest first, as a journal is read."""
+    rows = connection.execute(query.order_by(*newest_first).limit(limit)).all()
+    return list(reversed(rows))

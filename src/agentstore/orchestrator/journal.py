@@ -1,0 +1,196 @@
+"""The rest of a run's journal: artifacts it produced, approvals it received, and the
+checkpoints it saved."""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from agentstore import validation
+from agentstore.boundary import Transactions
+from agentstore.models import Approval, Artifact, Checkpoint
+from agentstore.orchestrator.common import latest_oldest_first
+from agentstore.records import from_row
+from agentstore.statuses import ApprovalVerdict, RunStatus
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRecord:
+    id: uuid.UUID
+    run_id: uuid.UUID
+    role: str | None
+    kind: str
+    path: str
+    metadata: Any
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> ArtifactRecord:
+        return from_row(cls, row._mapping)
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRecord:
+    id: uuid.UUID
+    run_id: uuid.UUID
+    source: str
+    verdict: ApprovalVerdict
+    rationale: str
+    payload: Any
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> ApprovalRecord:
+        return from_row(cls, row._mapping, verdict=ApprovalVerdict(row.verdict))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    id: uuid.UUID
+    run_id: uuid.UUID
+    status: RunStatus
+    payload: Any
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> CheckpointRecord:
+        return from_row(cls, row._mapping, status=RunStatus(row.status))
+
+
+def _json(value: Any, name: str) -> Any:
+    return validation.json_value({} if value is None else value, name)
+
+
+class ArtifactRepository:
+    """``store.artifacts``."""
+
+    columns = tuple(Artifact.__table__.c)
+
+    def __init__(self, transactions: Transactions) -> None:
+        self._tx = transactions
+
+    def add(
+        self,
+        run_id: uuid.UUID,
+        kind: str,
+        path: str,
+        *,
+        role: str | None = None,
+        metadata: Any = None,
+    ) -> ArtifactRecord:
+        """Record a file the run produced. Raises ``NotFoundError``, ``ValidationError``."""
+        values = {
+            "run_id": run_id,
+            "role": validation.optional_text(role, Artifact.role),
+            "kind": validation.text(kind, Artifact.kind),
+            "path": validation.text(path, Artifact.path),
+            "metadata": _json(metadata, "metadata"),
+        }
+        statement = sa.insert(Artifact).values(values).returning(*self.columns)
+        with self._tx.write() as connection:
+            return ArtifactRecord.from_row(connection.execute(statement).one())
+
+    def list(
+        self, run_id: uuid.UUID, role: str | None = None, limit: int = 100
+    ) -> builtins.list[ArtifactRecord]:
+        """The run's ``limit`` latest artifacts (optionally of one role), oldest first."""
+        validation.positive_int(limit, "limit", maximum=10_000)
+        query = sa.select(*self.columns).where(Artifact.run_id == run_id)
+        if role is not None:
+            query = query.where(Artifact.role == role)
+        newest_first = [Artifact.created_at.desc(), Artifact.id.desc()]
+        with self._tx.read() as connection:
+            rows = latest_oldest_first(connection, query, newest_first, limit)
+        return [ArtifactRecord.from_row(row) for row in rows]
+
+
+class ApprovalRepository:
+    """``store.approvals``."""
+
+    columns = tuple(Approval.__table__.c)
+
+    def __init__(self, transactions: Transactions) -> None:
+        self._tx = transactions
+
+    def add(
+        self, run_id: uuid.UUID, source: str, verdict: str, rationale: str, payload: Any = None
+    ) -> ApprovalRecord:
+        """Record a reviewer's verdict. Raises ``NotFoundError``, ``ValidationError``."""
+        values = {
+            "run_id": run_id,
+            "source": validation.text(source, Approval.source),
+            "verdict": validation.status(verdict, ApprovalVerdict, "verdict").value,
+            "rationale": validation.text(rationale, Approval.rationale, required=False),
+            "payload": _json(payload, "payload"),
+        }
+        statement = sa.insert(Approval).values(values).returning(*self.columns)
+        with self._tx.write() as connection:
+            return ApprovalRecord.from_row(connection.execute(statement).one())
+
+    def list(self, run_id: uuid.UUID, limit: int = 100) -> builtins.list[ApprovalRecord]:
+        """The run's ``limit`` latest approvals, oldest first."""
+        validation.positive_int(limit, "limit", maximum=10_000)
+        query = sa.select(*self.columns).where(Approval.run_id == run_id)
+        newest_first = [Approval.created_at.desc(), Approval.id.desc()]
+        with self._tx.read() as connection:
+            rows = latest_oldest_first(connection, query, newest_first, limit)
+        return [ApprovalRecord.from_row(row) for row in rows]
+
+    def latest(self, run_id: uuid.UUID, source: str) -> ApprovalRecord | None:
+        """The newest approval of the run from ``source``, or None."""
+        query = (
+            sa.select(*self.columns)
+            .where(Approval.run_id == run_id, Approval.source == source)
+            .order_by(Approval.created_at.desc(), Approval.id.desc())
+            .limit(1)
+        )
+        with self._tx.read() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else ApprovalRecord.from_row(row)
+
+
+class CheckpointRepository:
+    """``store.checkpoints``."""
+
+    columns = tuple(Checkpoint.__table__.c)
+
+    def __init__(self, transactions: Transactions) -> None:
+        self._tx = transactions
+
+    def add(self, run_id: uuid.UUID, status: str, payload: Any = None) -> CheckpointRecord:
+        """Save a checkpoint of the run in ``status`` (a run status). Raises
+        ``NotFoundError``, ``ValidationError``."""
+        values = {
+            "run_id": run_id,
+            "status": validation.status(status, RunStatus).value,
+            "payload": _json(payload, "payload"),
+        }
+        statement = sa.insert(Checkpoint).values(values).returning(*self.columns)
+        with self._tx.write() as connection:
+            return CheckpointRecord.from_row(connection.execute(statement).one())
+
+    def latest(self, run_id: uuid.UUID) -> CheckpointRecord | None:
+        """The run's newest checkpoint, or None."""
+        query = (
+            sa.select(*self.columns)
+            .where(Checkpoint.run_id == run_id)
+            .order_by(Checkpoint.created_at.desc(), Checkpoint.id.desc())
+            .limit(1)
+        )
+        with self._tx.read() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else CheckpointRecord.from_row(row)
+
+    def list(self, run_id: uuid.UUID, limit: int = 100) -> builtins.list[CheckpointRecord]:
+        """The run's ``limit`` latest checkpoints, oldest first."""
+        validation.positive_int(limit, "limit", maximum=10_000)
+        query = sa.select(*self.columns).where(Checkpoint.run_id == run_id)
+        newest_first = [Checkpoint.created_at.desc(), Checkpoint.id.desc()]
+        with self._tx.read() as connection:
+            rows = latest_oldest_first(connection, query, newest_first, limit)
+        return [CheckpointRecord.from_row(row) for row in rows]

@@ -1,0 +1,172 @@
+"""Runs: one orchestrator run toward a goal, with its counters and current task."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+
+import sqlalchemy as sa
+
+from agentstore import cursors, validation
+from agentstore.boundary import Transactions
+from agentstore.errors import NotFoundError, ValidationError
+from agentstore.models import Run
+from agentstore.orchestrator.common import insert_events, require_run
+from agentstore.records import from_row
+from agentstore.statuses import RunStatus
+
+if TYPE_CHECKING:
+    from agentstore.orchestrator.snapshot import RunSnapshot, SnapshotReader
+
+RUN_COLUMNS = tuple(Run.__table__.c)
+NEWEST_FIRST = "runs:created_at:desc"
+
+
+class _Unset:
+    """Marks an argument that was not given (``None`` is a value: "clear it")."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset()
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: uuid.UUID
+    goal: str
+    repo_path: str
+    status: RunStatus
+    summary: str | None
+    cycle_count: int
+    replan_count: int
+    current_task_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> RunRecord:
+        return from_row(cls, row._mapping, status=RunStatus(row.status))
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """One page of runs, newest first; pass ``next_cursor`` for the next (None: the end)."""
+
+    items: list[RunRecord]
+    next_cursor: str | None
+
+
+class RunRepository:
+    """``store.runs``."""
+
+    def __init__(self, transactions: Transactions, snapshots: SnapshotReader) -> None:
+        self._tx = transactions
+        self._snapshots = snapshots
+
+    def create(self, goal: str, repo_path: str, status: str = RunStatus.PLANNING) -> RunRecord:
+        """Start a run (journalling ``run_created``). Raises ``ValidationError``."""
+        values = {
+            "goal": validation.text(goal, Run.goal),
+            "repo_path": validation.text(repo_path, Run.repo_path),
+            "status": validation.status(status, RunStatus).value,
+        }
+        with self._tx.write() as connection:
+            row = connection.execute(sa.insert(Run).values(values).returning(*RUN_COLUMNS)).one()
+            insert_events(
+                connection,
+                [
+                    {
+                        "run_id": row.id,
+                        "source": "system",
+                        "kind": "run_created",
+                        "message": "Run created.",
+                        "payload": {"goal": goal, "repo_path": repo_path},
+                    }
+                ],
+            )
+            return RunRecord.from_row(row)
+
+    def get(self, run_id: uuid.UUID) -> RunRecord:
+        """The run. Raises ``NotFoundError``."""
+        with self._tx.read() as connection:
+            row = connection.execute(sa.select(*RUN_COLUMNS).where(Run.id == run_id)).first()
+        if row is None:
+            raise NotFoundError(f"run {run_id} not found")
+        return RunRecord.from_row(row)
+
+    def list(
+        self, *, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> RunPage:
+        """Runs newest first, optionally of one status, ``limit`` at a time (keyset
+        pagination: pages stay correct while runs are added). Raises ``ValidationError``
+        (bad status, limit or cursor)."""
+        validation.positive_int(limit, "limit", maximum=1000)
+        query = sa.select(*RUN_COLUMNS)
+        if status is not None:
+            query = query.where(Run.status == validation.status(status, RunStatus).value)
+        if cursor is not None:
+            created_at, run_id = cursors.decode(cursor, NEWEST_FIRST, 2)
+            try:
+                after = (datetime.fromisoformat(created_at), uuid.UUID(run_id))
+            except (TypeError, ValueError):
+                raise ValidationError("malformed cursor") from None
+            query = query.where(sa.tuple_(Run.created_at, Run.id) < sa.tuple_(*after))
+        query = query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit + 1)
+        with self._tx.read() as connection:
+            items = [RunRecord.from_row(row) for row in connection.execute(query)]
+        next_cursor = None
+        if len(items) > limit:
+            items = items[:limit]
+            last = items[-1]
+            next_cursor = cursors.encode(NEWEST_FIRST, [last.created_at.isoformat(), str(last.id)])
+        return RunPage(items, next_cursor)
+
+    def update(
+        self,
+        run_id: uuid.UUID,
+        *,
+        status: str | _Unset = UNSET,
+        summary: str | _Unset | None = UNSET,
+        current_task_id: uuid.UUID | _Unset | None = UNSET,
+    ) -> RunRecord:
+        """Change the fields given (``None`` clears summary or current task). Raises
+        ``NotFoundError`` (run, or current task), ``ValidationError``."""
+        values: dict[str, Any] = {}
+        if not isinstance(status, _Unset):
+            values["status"] = validation.status(status, RunStatus).value
+        if not isinstance(summary, _Unset):
+            values["summary"] = validation.optional_text(summary, Run.summary)
+        if not isinstance(current_task_id, _Unset):
+            values["current_task_id"] = current_task_id
+        return self._update(run_id, values)
+
+    def increment_cycle(self, run_id: uuid.UUID) -> RunRecord:
+        """Add one to the run's cycle count, atomically. Raises ``NotFoundError``."""
+        return self._update(run_id, {"cycle_count": Run.cycle_count + 1})
+
+    def increment_replan(self, run_id: uuid.UUID) -> RunRecord:
+        """Add one to the run's replan count, atomically. Raises ``NotFoundError``."""
+        return self._update(run_id, {"replan_count": Run.replan_count + 1})
+
+    def delete(self, run_id: uuid.UUID) -> None:
+        """Delete the run and everything that belongs to it. Raises ``NotFoundError``."""
+        with self._tx.write() as connection:
+            require_run(connection, run_id)
+            connection.execute(sa.delete(Run).where(Run.id == run_id))
+
+    def snapshot(self, run_id: uuid.UUID) -> RunSnapshot:
+        """Everything about the run at one instant (see ``RunSnapshot``), read in one
+        transaction. Raises ``NotFoundError``."""
+        return self._snapshots.read(run_id)
+
+    def _update(self, run_id: uuid.UUID, values: dict[str, Any]) -> RunRecord:
+        statement = sa.update(Run).where(Run.id == run_id).values(values).returning(*RUN_COLUMNS)
+        with self._tx.write() as connection:
+            row = connection.execute(statement).first()
+        if row is None:
+            raise NotFoundError(f"run {run_id} not found")
+        return RunRecord.from_row(row)

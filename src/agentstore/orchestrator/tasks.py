@@ -1,0 +1,419 @@
+"""Tasks: a run's plan, claimed atomically by workers under leases.
+
+The attempt number a claim returns is a fencing token: a worker that passes it to
+``heartbeat``/``complete``/``block``/``abandon`` is refused with ``StaleClaimError`` once
+the task was requeued, abandoned or claimed again, so a slow or dead worker can never
+overwrite the work of the one that took over.
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from agentstore import validation
+from agentstore.backends import Backend
+from agentstore.boundary import Transactions
+from agentstore.errors import (
+    InvalidTransitionError,
+    NotFoundError,
+    StaleClaimError,
+    ValidationError,
+)
+from agentstore.models import Task
+from agentstore.orchestrator.common import insert_events, require_run
+from agentstore.records import from_row
+from agentstore.statuses import TaskStatus
+
+LEASE_EXPIRED = "lease_expired"
+TASK_COLUMNS = tuple(Task.__table__.c)
+# The literal (not a bound parameter) lets PostgreSQL match the partial indexes
+# ``ix_tasks_pending_*`` even in a generic prepared plan.
+IS_PENDING = sa.literal_column("status") == sa.literal_column("'pending'")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDraft:
+    """One step of a plan, as the planner writes it."""
+
+    title: str
+    objective: str
+    acceptance_criteria: Sequence[str] = ()
+    verification_steps: Sequence[str] = ()
+    allowed_paths: Sequence[str] = ()
+    priority: int = 0
+    max_attempts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    id: uuid.UUID
+    run_id: uuid.UUID
+    title: str
+    objective: str
+    acceptance_criteria: tuple[str, ...]
+    verification_steps: tuple[str, ...]
+    allowed_paths: tuple[str, ...]
+    status: TaskStatus
+    position: int
+    priority: int
+    attempt_count: int
+    max_attempts: int | None
+    claimed_by: str | None
+    lease_expires_at: datetime | None
+    implementation_summary: str | None
+    blocker_signature: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> TaskRecord:
+        mapping = row._mapping
+        return from_row(
+            cls,
+            mapping,
+            status=TaskStatus(mapping["status"]),
+            acceptance_criteria=tuple(mapping["acceptance_criteria"]),
+            verification_steps=tuple(mapping["verification_steps"]),
+            allowed_paths=tuple(mapping["allowed_paths"]),
+        )
+
+
+def _check_draft(draft: TaskDraft) -> dict[str, Any]:
+    def strings(values: Sequence[str], name: str) -> list[str]:
+        if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+            raise ValidationError(f"{name} must be a list of strings")
+        return list(values)
+
+    return {
+        "title": validation.text(draft.title, Task.title),
+        "objective": validation.text(draft.objective, Task.objective),
+        "acceptance_criteria": strings(draft.acceptance_criteria, "acceptance_criteria"),
+        "verification_steps": strings(draft.verification_steps, "verification_steps"),
+        "allowed_paths": strings(draft.allowed_paths, "allowed_paths"),
+        "priority": validation.positive_int(draft.priority, "priority", minimum=-(2**31)),
+        "max_attempts": None
+        if draft.max_attempts is None
+        else validation.positive_int(draft.max_attempts, "max_attempts"),
+    }
+
+
+def _check_lease(lease: timedelta) -> timedelta:
+    if not isinstance(lease, timedelta) or lease <= timedelta(0):
+        raise ValidationError(f"lease must be a positive timedelta, got {lease!r}")
+    return lease
+
+
+def _closing(status: TaskStatus, summary: str | None, blocker: str | None) -> dict[str, Any]:
+    """The values that end a claim with ``status``."""
+    return {
+        "status": status.value,
+        "implementation_summary": validation.optional_text(summary, Task.implementation_summary),
+        "blocker_signature": validation.optional_text(blocker, Task.blocker_signature),
+        "claimed_by": None,
+        "lease_expires_at": None,
+    }
+
+
+class TaskRepository:
+    """``store.tasks``: the plan of each run and the claims workers hold on it."""
+
+    def __init__(self, transactions: Transactions, backend: Backend) -> None:
+        self._tx = transactions
+        self._backend = backend
+
+    def get(self, task_id: uuid.UUID) -> TaskRecord:
+        """The task. Raises ``NotFoundError``."""
+        with self._tx.read() as connection:
+            return self._get(connection, task_id)
+
+    def list(
+        self,
+        run_id: uuid.UUID,
+        statuses: Iterable[str] | None = None,
+        *,
+        limit: int | None = None,
+    ) -> builtins.list[TaskRecord]:
+        """The run's tasks in plan order, optionally only those in ``statuses``, at most
+        ``limit``. Raises ``ValidationError`` for an unknown status."""
+        query = sa.select(*TASK_COLUMNS).where(Task.run_id == run_id)
+        if limit is not None:
+            query = query.limit(validation.positive_int(limit, "limit"))
+        if statuses is not None:
+            wanted = validation.statuses(statuses, TaskStatus)
+            query = query.where(Task.status.in_([s.value for s in wanted]))
+        with self._tx.read() as connection:
+            rows = connection.execute(query.order_by(Task.position, Task.id))
+            return [TaskRecord.from_row(row) for row in rows]
+
+    def replace_pending(
+        self, run_id: uuid.UUID, drafts: Sequence[TaskDraft]
+    ) -> builtins.list[TaskRecord]:
+        """Replace the run's plan in one transaction: its pending tasks and the tasks
+        workers hold are abandoned (a holder's later ``complete`` then fails with
+        ``StaleClaimError``), and ``drafts`` become pending tasks in the given order.
+
+        Returns the new tasks in plan order. Raises ``NotFoundError`` (no such run) and
+        ``ValidationError`` (a bad draft; nothing is changed).
+        """
+        rows = [_check_draft(draft) for draft in drafts]
+        with self._tx.write() as connection:
+            require_run(connection, run_id, lock=True)  # one replace of a plan at a time
+            connection.execute(
+                sa.update(Task)
+                .where(
+                    Task.run_id == run_id,
+                    Task.status.in_([TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value]),
+                )
+                .values(status=TaskStatus.ABANDONED.value, claimed_by=None, lease_expires_at=None)
+            )
+            if not rows:
+                return []
+            last = connection.execute(
+                sa.select(sa.func.coalesce(sa.func.max(Task.position), -1)).where(
+                    Task.run_id == run_id
+                )
+            ).scalar_one()
+            for offset, row in enumerate(rows, start=1):
+                row.update(run_id=run_id, status=TaskStatus.PENDING.value, position=last + offset)
+            inserted = connection.execute(
+                sa.insert(Task).returning(*TASK_COLUMNS, sort_by_parameter_order=True), rows
+            )
+            return [TaskRecord.from_row(row) for row in inserted]
+
+    def claim_next(
+        self,
+        worker: str,
+        *,
+        run_id: uuid.UUID | None = None,
+        lease: timedelta = timedelta(minutes=5),
+        limit: int = 1,
+    ) -> builtins.list[TaskRecord]:
+        """Atomically claim up to ``limit`` pending tasks for ``worker``: one run's in plan
+        order, or (without ``run_id``) any run's by priority, then age.
+
+        Each claimed task is ``in_progress`` under a lease of ``lease``, its
+        ``attempt_count`` (the fencing token) incremented. Returns the claimed tasks in
+        claim order, or an empty list. Raises ``ValidationError``.
+        """
+        validation.text(worker, Task.claimed_by)
+        _check_lease(lease)
+        validation.positive_int(limit, "limit", maximum=1000)
+        candidates = sa.select(Task.id).where(IS_PENDING).limit(limit)
+        if run_id is not None:
+            candidates = candidates.where(Task.run_id == run_id).order_by(Task.position, Task.id)
+        else:
+            candidates = candidates.order_by(
+                Task.priority.desc(), Task.created_at, Task.position, Task.id
+            )
+        claim = (
+            sa.update(Task)
+            .where(self._backend.claimable(candidates, Task.id))
+            .values(
+                status=TaskStatus.IN_PROGRESS.value,
+                attempt_count=Task.attempt_count + 1,
+                claimed_by=worker,
+                lease_expires_at=self._backend.deadline(lease),
+            )
+            .returning(*TASK_COLUMNS)
+        )
+        with self._tx.write() as connection:
+            claimed = [TaskRecord.from_row(row) for row in connection.execute(claim)]
+        # RETURNING gives no order; hand tasks back in the order they were chosen.
+        if run_id is not None:
+            return sorted(claimed, key=lambda t: (t.position, t.id))
+        return sorted(claimed, key=lambda t: (-t.priority, t.created_at, t.position, t.id))
+
+    def heartbeat(self, task_id: uuid.UUID, attempt: int, lease: timedelta) -> TaskRecord:
+        """Extend the lease of a task the caller holds under ``attempt``.
+
+        Raises ``StaleClaimError`` (no longer held under that attempt), ``NotFoundError``,
+        ``ValidationError``.
+        """
+        _check_lease(lease)
+        return self._finish_held(
+            task_id, attempt, {"lease_expires_at": self._backend.deadline(lease)}, "heartbeat"
+        )
+
+    def complete(
+        self, task_id: uuid.UUID, summary: str, *, attempt: int | None = None
+    ) -> TaskRecord:
+        """Mark an ``in_progress`` task completed with its implementation summary.
+
+        ``attempt`` is the fencing token from the claim. Raises ``StaleClaimError`` (the
+        claim is no longer current), ``InvalidTransitionError`` (the task is not in
+        progress), ``NotFoundError``, ``ValidationError``.
+        """
+        validation.text(summary, Task.implementation_summary)
+        values = _closing(TaskStatus.COMPLETED, summary, None)
+        return self._finish_held(task_id, attempt, values, "complete")
+
+    def block(
+        self,
+        task_id: uuid.UUID,
+        summary: str | None,
+        blocker_signature: str | None,
+        *,
+        attempt: int | None = None,
+    ) -> TaskRecord:
+        """Mark an ``in_progress`` task blocked. Raises as ``complete``."""
+        values = {
+            "status": TaskStatus.BLOCKED.value,
+            "implementation_summary": validation.optional_text(
+                summary, Task.implementation_summary
+            ),
+            "blocker_signature": validation.optional_text(
+                blocker_signature, Task.blocker_signature
+            ),
+            "claimed_by": None,
+            "lease_expires_at": None,
+        }
+        return self._finish_held(task_id, attempt, values, "block")
+
+    def abandon(
+        self,
+        task_id: uuid.UUID,
+        summary: str | None = None,
+        blocker_signature: str | None = None,
+        *,
+        attempt: int | None = None,
+    ) -> TaskRecord:
+        """Abandon a pending or in-progress task. With ``attempt``, only the holder of
+        that claim may. Raises as ``complete``."""
+        values = {
+            "status": TaskStatus.ABANDONED.value,
+            "implementation_summary": validation.optional_text(
+                summary, Task.implementation_summary
+            ),
+            "blocker_signature": validation.optional_text(
+                blocker_signature, Task.blocker_signature
+            ),
+            "claimed_by": None,
+            "lease_expires_at": None,
+        }
+        from_statuses = (
+            (TaskStatus.IN_PROGRESS,)
+            if attempt is not None
+            else (
+                TaskStatus.PENDING,
+                TaskStatus.IN_PROGRESS,
+            )
+        )
+        return self._finish_held(task_id, attempt, values, "abandon", from_statuses)
+
+    def requeue_in_progress(self, run_id: uuid.UUID) -> int:
+        """Put every in-progress task of the run back to pending (a run resuming after a
+        stop), journalling a ``requeue_in_progress`` event. Returns how many moved.
+        Raises ``NotFoundError``."""
+        with self._tx.write() as connection:
+            require_run(connection, run_id)
+            moved = connection.execute(
+                sa.update(Task)
+                .where(Task.run_id == run_id, Task.status == TaskStatus.IN_PROGRESS.value)
+                .values(status=TaskStatus.PENDING.value, claimed_by=None, lease_expires_at=None)
+            ).rowcount
+            if moved:
+                insert_events(
+                    connection,
+                    [
+                        {
+                            "run_id": run_id,
+                            "source": "system",
+                            "kind": "requeue_in_progress",
+                            "message": "Requeued in-progress tasks on resume.",
+                            "payload": {"changes": moved},
+                        }
+                    ],
+                )
+            return int(moved)
+
+    def requeue_expired(self) -> int:
+        """Rescue tasks whose lease ran out (their worker died or stalled): back to
+        pending, or ``blocked`` with blocker signature ``lease_expired`` once the task has
+        used ``max_attempts``. Each rescue is journalled. Returns how many moved."""
+        expired = sa.and_(
+            Task.status == TaskStatus.IN_PROGRESS.value,
+            Task.lease_expires_at < self._backend.clock(),
+        )
+        exhausted = sa.and_(Task.max_attempts.is_not(None), Task.attempt_count >= Task.max_attempts)
+        released = {"claimed_by": None, "lease_expires_at": None}
+        with self._tx.write() as connection:
+            blocked = connection.execute(
+                sa.update(Task)
+                .where(expired, exhausted)
+                .values(
+                    status=TaskStatus.BLOCKED.value, blocker_signature=LEASE_EXPIRED, **released
+                )
+                .returning(Task.id, Task.run_id, Task.attempt_count)
+            ).all()
+            requeued = connection.execute(
+                sa.update(Task)
+                .where(expired)
+                .values(status=TaskStatus.PENDING.value, **released)
+                .returning(Task.id, Task.run_id, Task.attempt_count)
+            ).all()
+            insert_events(
+                connection,
+                [
+                    {
+                        "run_id": row.run_id,
+                        "source": "system",
+                        "kind": kind,
+                        "message": message,
+                        "payload": {"task_id": str(row.id), "attempt": row.attempt_count},
+                    }
+                    for rows, kind, message in (
+                        (blocked, "lease_expired_blocked", "Lease expired; attempts used up."),
+                        (requeued, "lease_expired_requeued", "Lease expired; task requeued."),
+                    )
+                    for row in rows
+                ],
+            )
+            return len(blocked) + len(requeued)
+
+    def _get(self, connection: Connection, task_id: uuid.UUID) -> TaskRecord:
+        row = connection.execute(sa.select(*TASK_COLUMNS).where(Task.id == task_id)).first()
+        if row is None:
+            raise NotFoundError(f"task {task_id} not found")
+        return TaskRecord.from_row(row)
+
+    def _finish_held(
+        self,
+        task_id: uuid.UUID,
+        attempt: int | None,
+        values: dict[str, Any],
+        action: str,
+        from_statuses: tuple[TaskStatus, ...] = (TaskStatus.IN_PROGRESS,),
+    ) -> TaskRecord:
+        """Apply ``values`` to the task if it is in one of ``from_statuses`` (and, with
+        ``attempt``, still held under it), in one conditional UPDATE; otherwise explain
+        why not with the right error."""
+        if attempt is not None:
+            validation.positive_int(attempt, "attempt")
+        conditions = [Task.id == task_id, Task.status.in_([s.value for s in from_statuses])]
+        if attempt is not None:
+            conditions.append(Task.attempt_count == attempt)
+        statement = sa.update(Task).where(*conditions).values(values).returning(*TASK_COLUMNS)
+        with self._tx.write() as connection:
+            row = connection.execute(statement).first()
+            if row is not None:
+                return TaskRecord.from_row(row)
+            current = self._get(connection, task_id)
+        if attempt is not None and (
+            current.attempt_count != attempt
+            or current.status in (TaskStatus.PENDING, TaskStatus.ABANDONED)
+        ):
+            raise StaleClaimError(
+                f"cannot {action} task {task_id}: attempt {attempt} is no longer its claim "
+                f"(now {current.status.value}, attempt {current.attempt_count})"
+            )
+        raise InvalidTransitionError(
+            f"cannot {action} task {task_id}: it is {current.status.value}"
+        )
