@@ -1,6 +1,17 @@
 """agentstore: storage for AI-agent systems, on SQLite (embedded) and PostgreSQL (cloud)."""
 
 from agentstore.backends import DEFAULT_URL, create_engine, resolve_url
+from agentstore.executions import (
+    ChartBucket,
+    ExecutionMeta,
+    ExecutionPage,
+    ExecutionQuery,
+    ExecutionRecord,
+    ExecutionView,
+    InteractionRecord,
+    Recorder,
+    ToolCallRecord,
+)
 from agentstore.orchestrator import (
     AgentStateRecord,
     ApprovalRecord,
@@ -36,11 +47,19 @@ __all__ = [
     "ArtifactRecord",
     "AttemptRecord",
     "AttemptStatus",
+    "ChartBucket",
     "CheckpointRecord",
     "EventRecord",
+    "ExecutionMeta",
+    "ExecutionPage",
+    "ExecutionQuery",
+    "ExecutionRecord",
     "ExecutionStatus",
+    "ExecutionView",
+    "InteractionRecord",
     "InteractionStatus",
     "NewEvent",
+    "Recorder",
     "RunPage",
     "RunRecord",
     "RunSnapshot",
@@ -48,6 +67,7 @@ __all__ = [
     "TaskDraft",
     "TaskRecord",
     "TaskStatus",
+    "ToolCallRecord",
     "ToolCallStatus",
     "create_engine",
     "migrate",

@@ -90,6 +90,11 @@ class Backend(ABC):
     def insert(self, table: Any) -> Any:
         """An INSERT that supports ``on_conflict_do_update`` (a one-statement upsert)."""
 
+    @abstractmethod
+    def bucket_start(self, column: Any, width_seconds: int) -> sa.ColumnElement[int]:
+        """Unix seconds of the start of the ``width_seconds`` bucket holding the
+        timestamp ``column``: ``floor(epoch / width) * width``."""
+
     def translate_error(self, exc: sa.exc.DBAPIError) -> AgentStoreError:
         """The agentstore error for a driver error."""
         kind = self.classify_error(exc)
@@ -174,6 +179,12 @@ class SQLiteBackend(Backend):
     def insert(self, table: Any) -> Any:
         return sqlite.insert(table)
 
+    def bucket_start(self, column: Any, width_seconds: int) -> sa.ColumnElement[int]:
+        # Timestamps are stored as UTC text; strftime('%s') reads them as Unix seconds.
+        # Integer division floors (the times are after 1970); no math extension needed.
+        epoch = sa.cast(sa.func.strftime("%s", column), sa.BigInteger)
+        return epoch // width_seconds * width_seconds
+
     def classify_error(self, exc: sa.exc.DBAPIError) -> type[AgentStoreError]:
         message = str(exc.orig)
         if "UNIQUE constraint failed" in message or "PRIMARY KEY" in message:
@@ -252,6 +263,10 @@ class PostgresBackend(Backend):
 
     def insert(self, table: Any) -> Any:
         return postgresql.insert(table)
+
+    def bucket_start(self, column: Any, width_seconds: int) -> sa.ColumnElement[int]:
+        epoch = sa.cast(sa.func.floor(sa.extract("epoch", column)), sa.BigInteger)
+        return epoch // width_seconds * width_seconds
 
     def classify_error(self, exc: sa.exc.DBAPIError) -> type[AgentStoreError]:
         sqlstate = getattr(exc.orig, "sqlstate", None) or ""

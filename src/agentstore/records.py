@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from sqlalchemy.engine import Row
 
 R = TypeVar("R")
+
+
+class Unset:
+    """The type of ``UNSET``: marks an argument that was not given, where ``None`` is a
+    value ("clear it")."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = Unset()
 
 
 def from_row(record_type: type[R], row: Row[Any] | Mapping[str, Any], **overrides: Any) -> R:

@@ -10,6 +10,7 @@ from sqlalchemy.engine import URL, Engine
 
 from agentstore.backends import backend_for, create_engine
 from agentstore.boundary import Transactions
+from agentstore.executions import ExecutionRepository
 from agentstore.orchestrator import (
     AgentRepository,
     ApprovalRepository,
@@ -54,6 +55,7 @@ class AgentStore:
             checkpoints=self.checkpoints,
         )
         self.runs = snapshots.runs = RunRepository(tx, snapshots)
+        self.executions = ExecutionRepository(tx, self.backend)
 
     @classmethod
     def open(cls, url: str | URL | None = None) -> AgentStore:

@@ -11,12 +11,11 @@ from agentstore.orchestrator.journal import (
     CheckpointRecord,
     CheckpointRepository,
 )
-from agentstore.orchestrator.runs import UNSET, RunPage, RunRecord, RunRepository
+from agentstore.orchestrator.runs import RunPage, RunRecord, RunRepository
 from agentstore.orchestrator.snapshot import RunSnapshot, SnapshotLimits, SnapshotReader
 from agentstore.orchestrator.tasks import TaskDraft, TaskRecord, TaskRepository
 
 __all__ = [
-    "UNSET",
     "AgentRepository",
     "AgentStateRecord",
     "ApprovalRecord",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -14,7 +14,7 @@ from agentstore.boundary import Transactions
 from agentstore.errors import NotFoundError, ValidationError
 from agentstore.models import Run
 from agentstore.orchestrator.common import insert_events, require_run
-from agentstore.records import from_row
+from agentstore.records import UNSET, Unset, from_row
 from agentstore.statuses import RunStatus
 
 if TYPE_CHECKING:
@@ -22,16 +22,6 @@ if TYPE_CHECKING:
 
 RUN_COLUMNS = tuple(Run.__table__.c)
 NEWEST_FIRST = "runs:created_at:desc"
-
-
-class _Unset:
-    """Marks an argument that was not given (``None`` is a value: "clear it")."""
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Final = _Unset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,18 +119,18 @@ class RunRepository:
         self,
         run_id: uuid.UUID,
         *,
-        status: str | _Unset = UNSET,
-        summary: str | _Unset | None = UNSET,
-        current_task_id: uuid.UUID | _Unset | None = UNSET,
+        status: str | Unset = UNSET,
+        summary: str | Unset | None = UNSET,
+        current_task_id: uuid.UUID | Unset | None = UNSET,
     ) -> RunRecord:
         """Change the fields given (``None`` clears summary or current task). Raises
         ``NotFoundError`` (run, or current task), ``ValidationError``."""
         values: dict[str, Any] = {}
-        if not isinstance(status, _Unset):
+        if not isinstance(status, Unset):
             values["status"] = validation.status(status, RunStatus).value
-        if not isinstance(summary, _Unset):
+        if not isinstance(summary, Unset):
             values["summary"] = validation.optional_text(summary, Run.summary)
-        if not isinstance(current_task_id, _Unset):
+        if not isinstance(current_task_id, Unset):
             values["current_task_id"] = current_task_id
         return self._update(run_id, values)
 

@@ -1,0 +1,28 @@
+"""The execution history: executions of agent code per tenant scope, their tool calls and
+human-in-the-loop interactions, listed with filters, facets and charts."""
+
+from agentstore.executions.query import ExecutionQuery
+from agentstore.executions.recorder import Recorder
+from agentstore.executions.records import (
+    ChartBucket,
+    ExecutionMeta,
+    ExecutionPage,
+    ExecutionRecord,
+    ExecutionView,
+    InteractionRecord,
+    ToolCallRecord,
+)
+from agentstore.executions.repository import ExecutionRepository
+
+__all__ = [
+    "ChartBucket",
+    "ExecutionMeta",
+    "ExecutionPage",
+    "ExecutionQuery",
+    "ExecutionRecord",
+    "ExecutionRepository",
+    "ExecutionView",
+    "InteractionRecord",
+    "Recorder",
+    "ToolCallRecord",
+]

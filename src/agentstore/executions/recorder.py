@@ -1,0 +1,150 @@
+"""The recorder: one line for a host to record an execution around its code.
+
+    with store.executions.recording(scope, code, trigger=("mcp", {"session": s})) as rec:
+        value = rec.tool("github.issues.list", args, call)   # call(args), recorded
+        rec.log("fetched")
+        rec.result(value)                                    # or rec.error("…")
+
+The recorded code always wins: a storage fault inside the recorder is logged and counted
+(``rec.faults``), never raised into the block, and never silently lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from agentstore.statuses import ExecutionStatus, ToolCallStatus
+
+if TYPE_CHECKING:
+    from agentstore.executions.records import InteractionRecord
+    from agentstore.executions.repository import ExecutionRepository
+
+Trigger = str | tuple[str, dict[str, Any] | None] | None
+T = TypeVar("T")
+log = logging.getLogger("agentstore.recorder")
+
+
+class Recorder:
+    """Records one execution; see the module docstring."""
+
+    def __init__(
+        self, executions: ExecutionRepository, scope_id: str, code: str, trigger: Trigger
+    ) -> None:
+        self._executions = executions
+        self.scope_id = scope_id
+        self._code = code
+        self._trigger = trigger
+        self.execution_id: uuid.UUID | None = None
+        self.faults = 0  # storage calls that failed
+        self.fault_messages: list[str] = []
+        self._logs: list[str] = []
+        self._result: Any = None
+        self._error: str | None = None
+
+    def __enter__(self) -> Recorder:
+        created = self._store(
+            "create",
+            lambda: self._executions.create(self.scope_id, self._code, trigger=self._trigger),
+        )
+        self.execution_id = None if created is None else created.id
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None:
+            self._error = "".join(traceback.format_exception_only(exc)).strip()
+        status = ExecutionStatus.FAILED if self._error is not None else ExecutionStatus.COMPLETED
+        execution_id = self.execution_id
+        if execution_id is not None:
+            self._store(
+                "finish",
+                lambda: self._executions.finish(
+                    self.scope_id,
+                    execution_id,
+                    status,
+                    result=self._result,
+                    error_text=self._error,
+                    logs=self._logs,
+                ),
+            )
+
+    def tool(self, tool_path: str, args: Any, call: Callable[[Any], T]) -> T:
+        """Run ``call(args)`` as the tool call ``tool_path``, recording it running, then
+        completed with its result or failed with its error (re-raised), with duration."""
+        execution_id = self.execution_id
+        started = None
+        if execution_id is not None:
+            started = self._store(
+                "record_tool_call",
+                lambda: self._executions.record_tool_call(
+                    self.scope_id, execution_id, tool_path, args=args
+                ),
+            )
+        try:
+            value = call(args)
+        except Exception as exc:
+            if started is not None:
+                failure = repr(exc)
+                self._store(
+                    "finish_tool_call",
+                    lambda: self._executions.finish_tool_call(
+                        self.scope_id, started.id, ToolCallStatus.FAILED, error_text=failure
+                    ),
+                )
+            raise
+        if started is not None:
+            self._store(
+                "finish_tool_call",
+                lambda: self._executions.finish_tool_call(
+                    self.scope_id, started.id, ToolCallStatus.COMPLETED, result=value
+                ),
+            )
+        return value
+
+    def ask(
+        self, kind: str, *, purpose: str | None = None, payload: Any = None
+    ) -> InteractionRecord | None:
+        """Record that the execution pauses for a person; the host resumes it later with
+        ``store.executions.resolve_interaction``. None if it could not be recorded."""
+        execution_id = self.execution_id
+        if execution_id is None:
+            return None
+        return self._store(
+            "request_interaction",
+            lambda: self._executions.request_interaction(
+                self.scope_id, execution_id, kind, purpose=purpose, payload=payload
+            ),
+        )
+
+    def log(self, line: str) -> None:
+        """Keep a log line; the lines are stored when the execution ends."""
+        self._logs.append(str(line))
+
+    def result(self, value: Any) -> None:
+        """The execution's result (stored when it ends as completed)."""
+        self._result = value
+
+    def error(self, text: str) -> None:
+        """End the execution as failed with ``text`` (the block itself goes on)."""
+        self._error = text
+
+    def _store(self, action: str, call: Callable[[], T]) -> T | None:
+        started = time.monotonic()
+        try:
+            return call()
+        except Exception as exc:  # the recorded code must never fail for our sake
+            self.faults += 1
+            message = f"{action} failed after {time.monotonic() - started:.3f}s: {exc!r}"
+            self.fault_messages.append(message)
+            log.warning("recording execution %s: %s", self.execution_id, message)
+            return None
