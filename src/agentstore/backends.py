@@ -49,6 +49,10 @@ def resolve_url(url: str | URL | None = None) -> URL:
     return resolved
 
 
+def _lower(value: str | None) -> str | None:
+    return None if value is None else value.lower()
+
+
 class Backend(ABC):
     """What one database needs that the other does not."""
 
@@ -89,6 +93,10 @@ class Backend(ABC):
     @abstractmethod
     def insert(self, table: Any) -> Any:
         """An INSERT that supports ``on_conflict_do_update`` (a one-statement upsert)."""
+
+    @abstractmethod
+    def contains_text(self, column: Any, pattern: str, escape: str) -> sa.ColumnElement[bool]:
+        """Case-insensitive (Unicode-aware) LIKE of ``column`` against ``pattern``."""
 
     @abstractmethod
     def bucket_start(self, column: Any, width_seconds: int) -> sa.ColumnElement[int]:
@@ -133,6 +141,8 @@ class SQLiteBackend(Backend):
             cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
             cursor.execute("PRAGMA synchronous=NORMAL")  # durable enough with WAL
             cursor.close()
+            # SQLite's own lower() and LIKE fold ASCII only; searches use Python's.
+            dbapi_connection.create_function("agentstore_lower", 1, _lower, deterministic=True)
 
         @event.listens_for(engine, "begin")
         def begin_transaction(connection: Connection) -> None:
@@ -178,6 +188,10 @@ class SQLiteBackend(Backend):
 
     def insert(self, table: Any) -> Any:
         return sqlite.insert(table)
+
+    def contains_text(self, column: Any, pattern: str, escape: str) -> sa.ColumnElement[bool]:
+        lowered = sa.func.agentstore_lower(column, type_=sa.Text)
+        return lowered.like(pattern.lower(), escape=escape)
 
     def bucket_start(self, column: Any, width_seconds: int) -> sa.ColumnElement[int]:
         # Timestamps are stored as UTC text; strftime('%s') reads them as Unix seconds.
@@ -263,6 +277,9 @@ class PostgresBackend(Backend):
 
     def insert(self, table: Any) -> Any:
         return postgresql.insert(table)
+
+    def contains_text(self, column: Any, pattern: str, escape: str) -> sa.ColumnElement[bool]:
+        return column.ilike(pattern, escape=escape)  # type: ignore[no-any-return]
 
     def bucket_start(self, column: Any, width_seconds: int) -> sa.ColumnElement[int]:
         epoch = sa.cast(sa.func.floor(sa.extract("epoch", column)), sa.BigInteger)

@@ -37,7 +37,7 @@ def bucket_seconds(span: timedelta) -> int:
 def read_meta(
     connection: Connection, backend: Backend, scope_id: str, query: ExecutionQuery
 ) -> ExecutionMeta:
-    where = filters(scope_id, query)
+    where = filters(backend, scope_id, query)
     matching = sa.select(Execution.scope_id, Execution.id).where(*where).subquery()
 
     def scalar(statement: sa.Select[Any]) -> Any:

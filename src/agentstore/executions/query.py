@@ -16,6 +16,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from agentstore import cursors, validation
+from agentstore.backends import Backend
 from agentstore.errors import ValidationError
 from agentstore.models import Execution, ExecutionInteraction, ExecutionToolCall
 from agentstore.statuses import ExecutionStatus
@@ -61,7 +62,7 @@ def _tool_matches(pattern: str) -> sa.ColumnElement[bool]:
     return path == pattern
 
 
-def filters(scope_id: str, query: ExecutionQuery) -> list[sa.ColumnElement[bool]]:
+def filters(backend: Backend, scope_id: str, query: ExecutionQuery) -> list[sa.ColumnElement[bool]]:
     """The WHERE clauses of ``query`` within ``scope_id`` (validating as it goes)."""
     clauses: list[sa.ColumnElement[bool]] = [Execution.scope_id == scope_id]
     if query.statuses:
@@ -89,7 +90,7 @@ def filters(scope_id: str, query: ExecutionQuery) -> list[sa.ColumnElement[bool]
         clauses.append(Execution.created_at > validation.aware(query.after, "after"))
     if query.code_contains:
         needle = f"%{like_literal(query.code_contains)}%"
-        clauses.append(Execution.code.ilike(needle, escape=LIKE_ESCAPE))
+        clauses.append(backend.contains_text(Execution.code, needle, LIKE_ESCAPE))
     if query.had_interaction is not None:
         has_one = sa.exists().where(
             ExecutionInteraction.scope_id == Execution.scope_id,
@@ -105,12 +106,12 @@ def _ordering(query: ExecutionQuery) -> str:
     return f"executions:{query.sort}:{query.direction}"
 
 
-def page_statement(scope_id: str, query: ExecutionQuery) -> sa.Select[Any]:
+def page_statement(backend: Backend, scope_id: str, query: ExecutionQuery) -> sa.Select[Any]:
     """The SELECT of one page (one row more than the page, to know if another follows)."""
     limit = validation.positive_int(query.limit, "limit", maximum=MAX_PAGE)
     descending = query.direction == "desc"
     ordering = _ordering(query)
-    clauses = filters(scope_id, query)
+    clauses = filters(backend, scope_id, query)
     statement = sa.select(*Execution.__table__.c)
     key: tuple[Any, ...]
     order: list[Any]

@@ -198,7 +198,7 @@ class ExecutionRepository:
         ``ValidationError`` (bad filter, page size, or a cursor malformed or made for
         another sort)."""
         query = query or ExecutionQuery()
-        statement = listing.page_statement(scope_id, query)
+        statement = listing.page_statement(self._backend, scope_id, query)
         with self._tx.read() as connection:
             items = [ExecutionRecord.from_row(row) for row in connection.execute(statement)]
         if len(items) <= query.limit:
