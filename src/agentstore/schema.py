@@ -10,8 +10,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionMap
+from sqlalchemy import pool
 from sqlalchemy.engine import URL
 
 from agentstore.backends import Backend, backend_for, resolve_url
@@ -47,6 +49,21 @@ def alembic_config(url: str | URL | None = None) -> Config:
     config.set_main_option("version_locations", str(tree_path(backend_for(resolved))))
     config.attributes["url"] = resolved
     return config
+
+
+def revisions(url: str | URL | None = None) -> tuple[set[str], set[str]]:
+    """The database's current revisions and the head revisions of its tree."""
+    config = alembic_config(url)
+    heads = set(ScriptDirectory.from_config(config).get_heads())
+    engine = backend_for(config.attributes["url"]).create_engine(
+        config.attributes["url"], poolclass=pool.NullPool
+    )
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+            return set(context.get_current_heads()), heads
+    finally:
+        engine.dispose()
 
 
 def migrate(url: str | URL | None = None, revision: str = "head") -> None:

@@ -62,6 +62,19 @@ def _trigger(trigger: Trigger) -> tuple[str | None, dict[str, Any] | None]:
     return validation.text(kind, Execution.trigger_kind), validation.json_value(meta, "trigger")
 
 
+def _old(older_than: datetime | timedelta, scope_id: str | None) -> list[Any]:
+    """The WHERE clauses of a retention sweep."""
+    cutoff = (
+        utcnow() - older_than
+        if isinstance(older_than, timedelta)
+        else validation.aware(older_than, "older_than")
+    )
+    old: list[Any] = [Execution.created_at < cutoff]
+    if scope_id is not None:
+        old.append(Execution.scope_id == scope_id)
+    return old
+
+
 class ExecutionRepository:
     """``store.executions``."""
 
@@ -212,6 +225,14 @@ class ExecutionRepository:
         with self._tx.read() as connection:
             return read_meta(connection, self._backend, scope_id, query or ExecutionQuery())
 
+    def sweepable(self, older_than: datetime | timedelta, *, scope_id: str | None = None) -> int:
+        """How many executions ``sweep`` with the same arguments would delete now."""
+        statement = sa.select(sa.func.count()).select_from(Execution)
+        with self._tx.read() as connection:
+            return int(
+                connection.execute(statement.where(*_old(older_than, scope_id))).scalar_one()
+            )
+
     def sweep(
         self,
         older_than: datetime | timedelta,
@@ -222,15 +243,8 @@ class ExecutionRepository:
         """Delete executions created before ``older_than`` (a time, or an age), with
         their tool calls and interactions, ``batch_size`` per transaction so a large
         sweep never holds locks for long. Returns how many executions were deleted."""
-        cutoff = (
-            utcnow() - older_than
-            if isinstance(older_than, timedelta)
-            else validation.aware(older_than, "older_than")
-        )
         validation.positive_int(batch_size, "batch_size", maximum=100_000)
-        old = [Execution.created_at < cutoff]
-        if scope_id is not None:
-            old.append(Execution.scope_id == scope_id)
+        old = _old(older_than, scope_id)
         batch = sa.select(Execution.scope_id, Execution.id).where(*old).limit(batch_size)
         key = sa.tuple_(Execution.scope_id, Execution.id)
         deleted = 0

@@ -1,0 +1,65 @@
+"""The ``agentstore`` command: database operations, inspection, and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from agentstore.backends import resolve_url
+from agentstore.cli import db, demo, executions, runs
+from agentstore.cli.output import CommandError, error
+from agentstore.errors import AgentStoreError
+from agentstore.schema import revisions
+from agentstore.store import AgentStore
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(
+        prog="agentstore",
+        description="Storage for AI-agent systems: runs, tasks and execution history.",
+    )
+    main.add_argument(
+        "--url",
+        help="database URL (default: $AGENTSTORE_DATABASE_URL, else sqlite:///agentstore.db)",
+    )
+    main.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    db.add_parser(commands)
+    runs.add_parsers(commands)
+    executions.add_parsers(commands)
+    demo.add_parser(commands)
+    return main
+
+
+def require_schema(url: str) -> None:
+    """Refuse to work on a database that is not at head, naming the fix."""
+    current, heads = revisions(url)
+    if current != heads:
+        state = "not migrated" if not current else "not at the newest schema"
+        raise CommandError(f"the database is {state}: run agentstore db upgrade --url {url}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.url = resolve_url(args.url).render_as_string(hide_password=False)
+        if args.command == "db":
+            return int(args.handler(args))
+        if getattr(args, "needs_schema", True):
+            require_schema(args.url)
+        with AgentStore.open(args.url) as store:
+            return int(args.handler(store, args))
+    except (CommandError, AgentStoreError) as exc:
+        error(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    except sa.exc.SQLAlchemyError as exc:
+        error(f"database error: {str(exc).strip().splitlines()[0]}")
+    except KeyboardInterrupt:
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

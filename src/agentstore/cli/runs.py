@@ -1,0 +1,137 @@
+"""``agentstore runs``, ``tasks`` and ``events``: what the orchestrator's runs did."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+
+from agentstore.cli.output import emit_json, plain, table
+from agentstore.orchestrator import EventRecord
+from agentstore.statuses import TaskStatus
+from agentstore.store import AgentStore
+
+
+def run_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a run or task id: {text!r}") from None
+
+
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    runs = commands.add_parser("runs", help="orchestrator runs").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    listing = runs.add_parser("list", help="runs, newest first")
+    listing.add_argument("--status")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--cursor")
+    listing.set_defaults(handler=list_runs)
+    show = runs.add_parser("show", help="a run's snapshot")
+    show.add_argument("run_id", type=run_id)
+    show.set_defaults(handler=show_run)
+
+    tasks = commands.add_parser("tasks", help="a run's tasks").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    task_list = tasks.add_parser("list", help="a run's tasks in plan order")
+    task_list.add_argument("run_id", type=run_id)
+    task_list.add_argument("--status", action="append", help="repeat for several")
+    task_list.set_defaults(handler=list_tasks)
+
+    events = commands.add_parser("events", help="a run's journal").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    tail = events.add_parser("tail", help="a run's latest events; --follow for new ones")
+    tail.add_argument("run_id", type=run_id)
+    tail.add_argument("--limit", type=int, default=50)
+    tail.add_argument("--follow", action="store_true")
+    tail.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
+    tail.set_defaults(handler=tail_events)
+
+
+def list_runs(store: AgentStore, args: argparse.Namespace) -> int:
+    page = store.runs.list(status=args.status, limit=args.limit, cursor=args.cursor)
+    if args.json:
+        emit_json(page)
+        return 0
+    table(
+        [(r.id, r.status, r.cycle_count, r.created_at, r.goal) for r in page.items],
+        ["id", "status", "cycles", "created", "goal"],
+    )
+    if page.next_cursor:
+        print(f"next page: --cursor {page.next_cursor}")
+    return 0
+
+
+def show_run(store: AgentStore, args: argparse.Namespace) -> int:
+    snapshot = store.runs.snapshot(args.run_id)
+    if args.json:
+        emit_json(snapshot)
+        return 0
+    run = snapshot.run
+    print(f"run {run.id}  [{run.status.value}]  {run.goal}")
+    print(f"repo {run.repo_path}  cycles {run.cycle_count}  replans {run.replan_count}")
+    counts = "  ".join(f"{status.value} {len(tasks)}" for status, tasks in snapshot.tasks.items())
+    print(f"tasks: {counts}")
+    for status in (TaskStatus.IN_PROGRESS, TaskStatus.PENDING, TaskStatus.BLOCKED):
+        for task in snapshot.tasks[status]:
+            print(
+                f"  {status.value:<11} #{task.position} {task.title} (attempt {task.attempt_count})"
+            )
+    if snapshot.agents:
+        print("agents:")
+        table(
+            [(a.role, a.session_id, a.turns, a.rotation_count) for a in snapshot.agents.values()],
+            ["role", "session", "turns", "rotations"],
+        )
+    if snapshot.approvals:
+        print("approvals:")
+        table(
+            [(a.created_at, a.source, a.verdict, a.rationale) for a in snapshot.approvals],
+            ["when", "source", "verdict", "rationale"],
+        )
+    print("latest events:")
+    print_events(snapshot.recent_events[-15:])
+    return 0
+
+
+def list_tasks(store: AgentStore, args: argparse.Namespace) -> int:
+    store.runs.get(args.run_id)  # a clear "not found" for an unknown run
+    tasks = store.tasks.list(args.run_id, args.status)
+    if args.json:
+        emit_json(tasks)
+        return 0
+    table(
+        [(t.position, t.id, t.status, t.attempt_count, t.claimed_by, t.title) for t in tasks],
+        ["#", "id", "status", "attempts", "worker", "title"],
+    )
+    return 0
+
+
+def print_events(events: list[EventRecord], as_json: bool = False) -> None:
+    for event in events:
+        if as_json:
+            print(json.dumps(plain(event), ensure_ascii=False))
+        else:
+            print(f"{event.id:>6} {event.ts:%H:%M:%S} {event.source}/{event.kind}: {event.message}")
+
+
+def tail_events(store: AgentStore, args: argparse.Namespace) -> int:
+    store.runs.get(args.run_id)
+    events = store.events.list(args.run_id, args.limit)
+    print_events(events, args.json)
+    if not args.follow:
+        return 0
+    last = events[-1].id if events else 0
+    try:
+        while True:
+            time.sleep(args.interval)
+            new = store.events.tail(args.run_id, after_id=last)
+            print_events(new, args.json)
+            if new:
+                last = new[-1].id
+    except KeyboardInterrupt:
+        return 0
