@@ -5,27 +5,33 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import sqlalchemy as sa
 
 from agentstore.backends import resolve_url
 from agentstore.cli import db, demo, executions, runs
-from agentstore.cli.output import CommandError, error
+from agentstore.cli.output import JSON_HELP, URL_HELP, CommandError, error
 from agentstore.errors import AgentStoreError
 from agentstore.schema import revisions
 from agentstore.store import AgentStore
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Reports a usage mistake in one line, not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        error(f"{self.prog}: {message} (see {self.prog} --help)")
+        sys.exit(2)
+
+
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(
+    main = OneLineParser(
         prog="agentstore",
         description="Storage for AI-agent systems: runs, tasks and execution history.",
     )
-    main.add_argument(
-        "--url",
-        help="database URL (default: $AGENTSTORE_DATABASE_URL, else sqlite:///agentstore.db)",
-    )
-    main.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    main.add_argument("--url", default=None, help=URL_HELP)
+    main.add_argument("--json", action="store_true", default=False, help=JSON_HELP)
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
     db.add_parser(commands)
     runs.add_parsers(commands)

@@ -15,9 +15,10 @@ import os
 import time
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from agentstore.cli.chart import bar_chart, progress
-from agentstore.cli.output import CommandError
+from agentstore.cli.output import CommandError, subcommand
 from agentstore.errors import StaleClaimError
 from agentstore.orchestrator import TaskDraft
 from agentstore.statuses import TaskStatus
@@ -27,8 +28,8 @@ SCOPE = "demo"
 LEASE = timedelta(seconds=2)
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    demo = commands.add_parser("demo", help="run the end-to-end demo on the database")
+def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
+    demo = subcommand(commands, "demo", "run the end-to-end demo on the database")
     demo.add_argument("--workers", type=int, default=4)
     demo.add_argument("--tasks", type=int, default=40)
     demo.set_defaults(handler=run, needs_schema=False)

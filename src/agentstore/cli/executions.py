@@ -6,9 +6,10 @@ import argparse
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from agentstore.cli.chart import bar_chart
-from agentstore.cli.output import emit_json, table
+from agentstore.cli.output import emit_json, subcommand, table
 from agentstore.executions import ExecutionQuery
 from agentstore.store import AgentStore
 
@@ -43,27 +44,27 @@ def ordering(text: str) -> tuple[str, str]:
     return field, direction or "desc"
 
 
-def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    executions = commands.add_parser("executions", help="execution history").add_subparsers(
+def add_parsers(commands: argparse._SubParsersAction[Any]) -> None:
+    executions = subcommand(commands, "executions", "execution history").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    listing = executions.add_parser("list", help="a page of a scope's executions")
+    listing = subcommand(executions, "list", "a page of a scope's executions")
     add_filters(listing)
     listing.add_argument("--sort", type=ordering, default=("created_at", "desc"))
     listing.add_argument("--limit", type=int, default=25)
     listing.add_argument("--cursor")
     listing.set_defaults(handler=list_executions)
 
-    show = executions.add_parser("show", help="an execution, its tool calls and interactions")
+    show = subcommand(executions, "show", "an execution, its tool calls and interactions")
     show.add_argument("execution_id", type=uuid.UUID)
     show.add_argument("--scope", required=True)
     show.set_defaults(handler=show_execution)
 
-    stats = executions.add_parser("stats", help="facets and a chart of a scope's executions")
+    stats = subcommand(executions, "stats", "facets and a chart of a scope's executions")
     add_filters(stats)
     stats.set_defaults(handler=execution_stats)
 
-    sweep = executions.add_parser("sweep", help="delete old executions with their children")
+    sweep = subcommand(executions, "sweep", "delete old executions with their children")
     sweep.add_argument("--older-than", type=age, required=True, metavar="AGE")
     sweep.add_argument("--scope")
     sweep.add_argument("--dry-run", action="store_true", help="count, delete nothing")

@@ -3,6 +3,7 @@ line on stderr for an error."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import sys
@@ -11,6 +12,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Any
+
+# Options every command takes, before or after its name (``agentstore --json runs list``
+# and ``agentstore runs list --json`` are the same). SUPPRESS keeps a subcommand from
+# resetting what was given before its name.
+URL_HELP = "database URL (default: $AGENTSTORE_DATABASE_URL, else sqlite:///agentstore.db)"
+JSON_HELP = "print JSON, not tables"
+COMMON = argparse.ArgumentParser(add_help=False)
+COMMON.add_argument("--url", default=argparse.SUPPRESS, help=URL_HELP)
+COMMON.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=JSON_HELP)
+
+
+def subcommand(group: argparse._SubParsersAction[Any], name: str, help: str) -> Any:
+    """Add the subcommand ``name`` to ``group``, taking the common options."""
+    return group.add_parser(name, parents=[COMMON], help=help)
 
 
 class CommandError(Exception):

@@ -6,8 +6,9 @@ import argparse
 import json
 import time
 import uuid
+from typing import Any
 
-from agentstore.cli.output import emit_json, plain, table
+from agentstore.cli.output import emit_json, plain, subcommand, table
 from agentstore.orchestrator import EventRecord
 from agentstore.statuses import TaskStatus
 from agentstore.store import AgentStore
@@ -20,31 +21,31 @@ def run_id(text: str) -> uuid.UUID:
         raise argparse.ArgumentTypeError(f"not a run or task id: {text!r}") from None
 
 
-def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    runs = commands.add_parser("runs", help="orchestrator runs").add_subparsers(
+def add_parsers(commands: argparse._SubParsersAction[Any]) -> None:
+    runs = subcommand(commands, "runs", "orchestrator runs").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    listing = runs.add_parser("list", help="runs, newest first")
+    listing = subcommand(runs, "list", "runs, newest first")
     listing.add_argument("--status")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--cursor")
     listing.set_defaults(handler=list_runs)
-    show = runs.add_parser("show", help="a run's snapshot")
+    show = subcommand(runs, "show", "a run's snapshot")
     show.add_argument("run_id", type=run_id)
     show.set_defaults(handler=show_run)
 
-    tasks = commands.add_parser("tasks", help="a run's tasks").add_subparsers(
+    tasks = subcommand(commands, "tasks", "a run's tasks").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    task_list = tasks.add_parser("list", help="a run's tasks in plan order")
+    task_list = subcommand(tasks, "list", "a run's tasks in plan order")
     task_list.add_argument("run_id", type=run_id)
     task_list.add_argument("--status", action="append", help="repeat for several")
     task_list.set_defaults(handler=list_tasks)
 
-    events = commands.add_parser("events", help="a run's journal").add_subparsers(
+    events = subcommand(commands, "events", "a run's journal").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    tail = events.add_parser("tail", help="a run's latest events; --follow for new ones")
+    tail = subcommand(events, "tail", "a run's latest events; --follow for new ones")
     tail.add_argument("run_id", type=run_id)
     tail.add_argument("--limit", type=int, default=50)
     tail.add_argument("--follow", action="store_true")

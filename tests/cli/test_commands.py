@@ -1,0 +1,188 @@
+"""The command as a subprocess, on both dialects: every command, --json parsed, and
+one-line errors."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from agentstore import AgentStore, TaskDraft
+from tests.cli.conftest import REPO, Cli
+
+
+@pytest.fixture
+def seeded(db_url: str) -> dict[str, str]:
+    with AgentStore.open(db_url) as store:
+        run = store.runs.create("cli goal", "/repo", "running")
+        store.tasks.replace_pending(run.id, [TaskDraft("first", "o"), TaskDraft("second", "o")])
+        task = store.tasks.claim_next("w1", run_id=run.id, lease=timedelta(minutes=5))[0]
+        store.tasks.complete(task.id, "done", attempt=1)
+        store.agents.save(run.id, "strategy", turns=3)
+        store.approvals.add(run.id, "checker", "approved", "fine")
+        with store.executions.recording("team", "print('x')", trigger="cli") as rec:
+            rec.tool("github.issues.list", {}, lambda _: [1])
+            question = rec.ask("form", purpose="token")
+            assert question is not None
+            store.executions.resolve_interaction("team", question.id, {"ok": 1}, {"secret": "s"})
+            rec.result(1)
+        store.executions.create("team", "other code", trigger="http")
+    return {"url": db_url, "run": str(run.id), "execution": str(rec.execution_id)}
+
+
+def test_db_upgrade_current_history_check_downgrade(cli: Cli, empty_db_url: str) -> None:
+    url = ["--url", empty_db_url]
+    assert cli(*url, "db", "check").code == 1  # not migrated yet
+    assert cli(*url, "db", "upgrade").code == 0
+    current = cli(*url, "--json", "db", "current")
+    assert current.code == 0 and current.json()["current"] == current.json()["head"]
+    assert "0002" in cli(*url, "db", "history").out
+    check = cli(*url, "db", "check")
+    assert check.code == 0, check.err
+    assert cli(*url, "db", "downgrade", "0001").code == 0
+    behind = cli(*url, "db", "check")
+    assert behind.code == 1 and "agentstore db upgrade" in behind.err
+    assert len(behind.err.strip().splitlines()) == 1
+
+
+def test_db_check_wait_gives_up_on_an_unreachable_database(cli: Cli, dialect: str) -> None:
+    url = (
+        "sqlite:////nonexistent-dir/agentstore.db"
+        if dialect == "sqlite"
+        else "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    )
+    result = cli("--url", url, "db", "check", "--wait", "1")
+    assert result.code == 1
+    assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+
+
+def test_runs_list_and_show(cli: Cli, seeded: dict[str, str]) -> None:
+    listed = cli("--url", seeded["url"], "--json", "runs", "list")
+    assert [run["id"] for run in listed.json()["items"]] == [seeded["run"]]
+    shown = cli("--url", seeded["url"], "--json", "runs", "show", seeded["run"])
+    snapshot = shown.json()
+    assert snapshot["run"]["goal"] == "cli goal"
+    assert len(snapshot["tasks"]["completed"]) == 1 and len(snapshot["tasks"]["pending"]) == 1
+    assert set(snapshot["agents"]) == {"strategy"}
+    assert snapshot["approvals"][0]["verdict"] == "approved"
+    table = cli("--url", seeded["url"], "runs", "show", seeded["run"])
+    assert "completed 1" in table.out and "strategy" in table.out
+
+
+def test_tasks_list_by_status(cli: Cli, seeded: dict[str, str]) -> None:
+    pending = cli(
+        "--url", seeded["url"], "--json", "tasks", "list", seeded["run"], "--status", "pending"
+    )
+    assert [t["title"] for t in pending.json()] == ["second"]
+    table = cli("--url", seeded["url"], "tasks", "list", seeded["run"])
+    assert table.out.splitlines()[0].split()[:3] == ["#", "ID", "STATUS"]
+
+
+def test_events_tail_and_follow(cli: Cli, seeded: dict[str, str]) -> None:
+    tail = cli("--url", seeded["url"], "--json", "events", "tail", seeded["run"])
+    assert '"run_created"' in tail.out
+    follower = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agentstore",
+            "--url",
+            seeded["url"],
+            "events",
+            "tail",
+            seeded["run"],
+            "--follow",
+            "--interval",
+            "0.2",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2)
+    with AgentStore.open(seeded["url"]) as store:
+        store.events.add(uuid.UUID(seeded["run"]), "test", "followed", "live event")
+    time.sleep(2)
+    follower.send_signal(signal.SIGINT)
+    out, err = follower.communicate(timeout=30)
+    assert follower.returncode == 0, err
+    assert "test/followed: live event" in out
+
+
+def test_executions_list_show_stats_sweep(cli: Cli, seeded: dict[str, str]) -> None:
+    url = ["--url", seeded["url"], "--json"]
+    listed = cli(*url, "executions", "list", "--scope", "team", "--tool", "github.*")
+    assert [e["id"] for e in listed.json()["items"]] == [seeded["execution"]]
+    by_trigger = cli(
+        *url,
+        "executions",
+        "list",
+        "--scope",
+        "team",
+        "--trigger",
+        "http",
+        "--since",
+        "1h",
+        "--sort",
+        "duration:desc",
+        "--limit",
+        "5",
+    )
+    assert [e["code"] for e in by_trigger.json()["items"]] == ["other code"]
+    shown = cli(*url, "executions", "show", seeded["execution"], "--scope", "team")
+    detail = shown.json()
+    assert detail["tool_calls"][0]["tool_path"] == "github.issues.list"
+    assert detail["interactions"][0]["response"] == {"ok": 1}
+    assert "secret" not in shown.out  # never the private response
+    stats = cli(*url, "executions", "stats", "--scope", "team")
+    assert stats.json()["filtered"] == 2 and stats.json()["with_interaction"] == 1
+    chart = cli("--url", seeded["url"], "executions", "stats", "--scope", "team")
+    assert "█" in chart.out and "buckets of" in chart.out
+    dry = cli(*url, "executions", "sweep", "--older-than", "0s", "--dry-run")
+    assert dry.json() == {"dry_run": True, "executions": 2}
+    swept = cli(*url, "executions", "sweep", "--older-than", "0s", "--scope", "team")
+    assert swept.json() == {"dry_run": False, "executions": 2}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["runs", "show", "not-a-uuid"],
+        ["executions", "list"],
+        ["executions", "list", "--scope", "s", "--since", "soon"],
+        ["executions", "list", "--scope", "s", "--sort", "size"],
+        ["executions", "list", "--scope", "s", "--cursor", "garbage"],
+        ["executions", "list", "--scope", "s", "--limit", "500"],
+        ["executions", "list", "--scope", "s", "--status", "done"],
+        ["frobnicate"],
+    ],
+)
+def test_bad_arguments_give_one_line_errors(cli: Cli, db_url: str, args: list[str]) -> None:
+    result = cli("--url", db_url, *args)
+    assert result.code != 0
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert "Traceback" not in result.err
+
+
+def test_an_unknown_run_is_a_one_line_error(cli: Cli, db_url: str) -> None:
+    result = cli("--url", db_url, "runs", "show", "00000000-0000-0000-0000-000000000000")
+    assert result.code == 1 and "not found" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_an_unmigrated_database_names_the_fix(cli: Cli, empty_db_url: str) -> None:
+    for args in (["runs", "list"], ["executions", "stats", "--scope", "s"]):
+        result = cli("--url", empty_db_url, *args)
+        assert result.code == 1
+        assert result.err.strip().count("\n") == 0
+        assert "not migrated" in result.err and "agentstore db upgrade --url" in result.err
+
+
+def test_python_dash_m_is_the_same_command(cli: Cli) -> None:
+    assert "usage: agentstore" in cli("--help").out
