@@ -15,7 +15,7 @@ $(BIN)/agentstore-installed: pyproject.toml
 venv: $(BIN)/agentstore-installed
 
 demo: venv
-	$(BIN)/alembic upgrade head
+	$(BIN)/agentstore demo
 
 test: venv lint
 	$(BIN)/python -m pytest
