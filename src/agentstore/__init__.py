@@ -9,6 +9,7 @@ from agentstore.executions import (
     ExecutionRecord,
     ExecutionView,
     InteractionRecord,
+    NewToolCall,
     Recorder,
     ToolCallRecord,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "InteractionRecord",
     "InteractionStatus",
     "NewEvent",
+    "NewToolCall",
     "Recorder",
     "RunPage",
     "RunRecord",

@@ -81,8 +81,14 @@ class Backend(ABC):
         shared server (so workers on many machines agree), the local clock otherwise."""
 
     @abstractmethod
-    def deadline(self, after: timedelta) -> sa.ColumnElement[datetime]:
-        """``clock() + after`` as a SQL expression."""
+    def deadline(self) -> sa.ColumnElement[datetime]:
+        """``clock()`` plus a lease, as a SQL expression over the bound parameter
+        ``lease``, whose value ``lease_parameter`` gives. A bound parameter (not a
+        literal) lets a statement be built once and run many times."""
+
+    @abstractmethod
+    def lease_parameter(self, lease: timedelta) -> Any:
+        """The value to bind as ``lease`` in ``deadline()``."""
 
     @abstractmethod
     def claimable(self, candidates: sa.Select[Any], key: Any) -> Any:
@@ -149,10 +155,12 @@ class SQLiteBackend(Backend):
             # A deferred transaction that later writes cannot wait for the write lock: it
             # fails with "database is locked". So every transaction takes the write lock up
             # front (waiting up to busy_timeout), unless it is marked read-only.
-            if connection.get_execution_options().get(READ_ONLY):
-                connection.exec_driver_sql("BEGIN DEFERRED")
-            else:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # Sent straight to the driver: this runs on every transaction, and going
+            # through SQLAlchemy's statement machinery would add to every call's cost.
+            mode = "DEFERRED" if connection.get_execution_options().get(READ_ONLY) else "IMMEDIATE"
+            driver_connection = connection.connection.driver_connection
+            assert driver_connection is not None
+            driver_connection.execute(f"BEGIN {mode}")
 
         return engine
 
@@ -178,8 +186,11 @@ class SQLiteBackend(Backend):
         # One machine: the local clock is the database's clock.
         return sa.literal(datetime.now(UTC), UTCDateTime())
 
-    def deadline(self, after: timedelta) -> sa.ColumnElement[datetime]:
-        return sa.literal(datetime.now(UTC) + after, UTCDateTime())
+    def deadline(self) -> sa.ColumnElement[datetime]:
+        return sa.bindparam("lease", type_=UTCDateTime())
+
+    def lease_parameter(self, lease: timedelta) -> Any:
+        return datetime.now(UTC) + lease  # the local clock is the database's
 
     def claimable(self, candidates: sa.Select[Any], key: Any) -> Any:
         # Write transactions begin IMMEDIATE, so the database's one writer runs the whole
@@ -231,12 +242,9 @@ class PostgresBackend(Backend):
 
     def create_engine(self, url: URL, **engine_options: Any) -> Engine:
         try:
+            defaults = {"pool_pre_ping": True, "isolation_level": "READ COMMITTED"}
             return sa.create_engine(
-                url,
-                pool_pre_ping=True,
-                isolation_level="READ COMMITTED",
-                json_serializer=dumps_json,
-                **engine_options,
+                url, json_serializer=dumps_json, **{**defaults, **engine_options}
             )
         except ModuleNotFoundError as exc:
             raise UnsupportedDatabaseError(
@@ -262,8 +270,11 @@ class PostgresBackend(Backend):
         # The server's clock, shared by every worker machine (transaction start time).
         return sa.func.now(type_=UTCDateTime())
 
-    def deadline(self, after: timedelta) -> sa.ColumnElement[datetime]:
-        return sa.func.now(type_=UTCDateTime()) + sa.literal(after, sa.Interval())
+    def deadline(self) -> sa.ColumnElement[datetime]:
+        return sa.func.now(type_=UTCDateTime()) + sa.bindparam("lease", type_=sa.Interval())
+
+    def lease_parameter(self, lease: timedelta) -> Any:
+        return lease  # added to the server's clock
 
     def claimable(self, candidates: sa.Select[Any], key: Any) -> Any:
         # Lock the chosen rows, skipping rows another claimer holds; MATERIALIZED makes

@@ -72,9 +72,17 @@ class JSONDocument(TypeDecorator[Any]):
         return dialect.type_descriptor(JSON(none_as_null=True))
 
 
+class SerializedJSON(str):
+    """JSON text ``dumps_json`` already produced. Input checks serialise each value to
+    refuse a bad one by name; the engine then writes that text instead of serialising
+    the value a second time."""
+
+
 def dumps_json(value: Any) -> str:
     """The JSON serializer every engine uses: strict (no NaN, which JSONB refuses) and
     raising our ``ValidationError`` for values that are not JSON."""
+    if isinstance(value, SerializedJSON):
+        return str(value)
     try:
         return json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:

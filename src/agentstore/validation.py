@@ -3,6 +3,7 @@ anything is written, naming the field."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
@@ -11,7 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Column, String
 
 from agentstore.errors import ValidationError
-from agentstore.types import dumps_json, require_aware
+from agentstore.types import SerializedJSON, dumps_json, require_aware
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -31,17 +32,25 @@ def statuses(values: Iterable[str], allowed: type[E], name: str = "status") -> l
 
 def text(value: Any, column: Column[Any] | Any, *, required: bool = True) -> str:
     """A text field: a ``str``, non-blank when ``required``, within the column's length."""
-    name = column.key
+    name, max_length = _text_column(column)
     if not isinstance(value, str):
         raise ValidationError(f"{name} must be a string, got {type(value).__name__}")
     if required and not value.strip():
         raise ValidationError(f"{name} must not be empty")
     if "\x00" in value:
         raise ValidationError(f"{name} must not contain NUL characters")
-    column_type = column.type
-    if isinstance(column_type, String) and column_type.length and len(value) > column_type.length:
-        raise ValidationError(f"{name} is longer than {column_type.length} characters")
+    if max_length is not None and len(value) > max_length:
+        raise ValidationError(f"{name} is longer than {max_length} characters")
     return value
+
+
+@functools.cache
+def _text_column(column: Column[Any] | Any) -> tuple[str, int | None]:
+    """The column's name and maximum length. Cached: reading them through an ORM
+    attribute is slow, and writes check text fields on every row."""
+    column_type = column.type
+    length = column_type.length if isinstance(column_type, String) else None
+    return column.key, length or None
 
 
 def optional_text(value: Any, column: Column[Any] | Any) -> str | None:
@@ -52,14 +61,16 @@ def aware(value: datetime | None, name: str) -> datetime | None:
     return None if value is None else require_aware(value, name)
 
 
-def json_value(value: Any, name: str) -> Any:
-    """Check that ``value`` serialises as JSON now, so a bad payload is refused by name
-    instead of failing halfway through a write."""
+def json_value(value: Any, name: str) -> SerializedJSON | None:
+    """``value`` serialised now, so a bad payload is refused by name instead of failing
+    halfway through a write (and is not serialised again when written). None stays
+    None: SQL NULL."""
+    if value is None:
+        return None
     try:
-        dumps_json(value)
+        return SerializedJSON(dumps_json(value))
     except ValidationError as exc:
         raise ValidationError(f"{name}: {exc}") from None
-    return value
 
 
 def positive_int(value: Any, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agentstore import AgentStore, ExecutionStatus
+from agentstore import AgentStore, ExecutionStatus, NewToolCall
 from agentstore.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
 from tests.orchestrator.test_tasks import refused
 
@@ -108,6 +108,39 @@ def test_tool_calls_are_recorded_with_duration_and_counted(store: AgentStore) ->
         store,
         InvalidTransitionError,
         lambda: store.executions.finish_tool_call(SCOPE, call.id, "failed"),
+    )
+
+
+def test_a_batch_of_tool_calls_is_recorded_in_order_and_counted(store: AgentStore) -> None:
+    execution = store.executions.create(SCOPE, "x")
+    paths = [f"github.call{n}" for n in range(25)] + ["slack.post"]
+    batch = [NewToolCall(path, args={"n": n}) for n, path in enumerate(paths)]
+    recorded = store.executions.record_tool_calls(SCOPE, execution.id, batch)
+    assert [(c.tool_path, c.args, c.status) for c in recorded] == [
+        (path, {"n": n}, "running") for n, path in enumerate(paths)
+    ]
+    assert [c.namespace for c in recorded[-2:]] == ["github", "slack"]
+    listed = store.executions.list_tool_calls(SCOPE, execution.id)
+    assert sorted(c.id for c in listed) == sorted(c.id for c in recorded)
+    assert store.executions.get(SCOPE, execution.id).execution.tool_call_count == 26
+    assert store.executions.record_tool_calls(SCOPE, execution.id, []) == []
+
+
+def test_a_bad_tool_call_refuses_the_whole_batch(store: AgentStore) -> None:
+    execution = store.executions.create(SCOPE, "x")
+    good = NewToolCall("fs.read")
+    for bad in (NewToolCall(""), NewToolCall("fs.write", args={"x": float("nan")})):
+        refused(
+            store,
+            ValidationError,
+            lambda bad=bad: store.executions.record_tool_calls(  # type: ignore[misc]
+                SCOPE, execution.id, [good, bad]
+            ),
+        )
+    refused(
+        store,
+        NotFoundError,
+        lambda: store.executions.record_tool_calls("tenant-2", execution.id, [good]),
     )
 
 

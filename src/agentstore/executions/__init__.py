@@ -10,6 +10,7 @@ from agentstore.executions.records import (
     ExecutionRecord,
     ExecutionView,
     InteractionRecord,
+    NewToolCall,
     ToolCallRecord,
 )
 from agentstore.executions.repository import ExecutionRepository
@@ -23,6 +24,7 @@ __all__ = [
     "ExecutionRepository",
     "ExecutionView",
     "InteractionRecord",
+    "NewToolCall",
     "Recorder",
     "ToolCallRecord",
 ]

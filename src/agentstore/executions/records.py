@@ -60,6 +60,16 @@ class InteractionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class NewToolCall:
+    """A tool call to record with ``record_tool_calls``."""
+
+    tool_path: str
+    args: Any = None
+    namespace: str | None = None  # default: the path's first dotted segment
+    started_at: datetime | None = None  # default: now
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCallRecord:
     id: uuid.UUID
     scope_id: str

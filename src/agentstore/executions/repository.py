@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,9 +31,10 @@ from agentstore.executions.records import (
     ExecutionRecord,
     ExecutionView,
     InteractionRecord,
+    NewToolCall,
     ToolCallRecord,
 )
-from agentstore.models import Execution, ExecutionInteraction, ExecutionToolCall
+from agentstore.models import Execution, ExecutionInteraction, ExecutionToolCall, core_table
 from agentstore.models.base import utcnow
 from agentstore.records import UNSET, Unset
 from agentstore.statuses import (
@@ -42,10 +43,22 @@ from agentstore.statuses import (
     InteractionStatus,
     ToolCallStatus,
 )
+from agentstore.types import uuid7
 
 EXECUTION_COLUMNS = tuple(Execution.__table__.c)
 INTERACTION_COLUMNS = tuple(ExecutionInteraction.__table__.c)
 TOOL_CALL_COLUMNS = tuple(ExecutionToolCall.__table__.c)
+# Built once with bound parameters: tool calls are recorded on the hot path of a host.
+_EXECUTIONS = core_table(Execution)
+COUNT_TOOL_CALLS = (
+    sa.update(_EXECUTIONS)
+    .where(
+        _EXECUTIONS.c.scope_id == sa.bindparam("in_scope"),
+        _EXECUTIONS.c.id == sa.bindparam("execution"),
+    )
+    .values(tool_call_count=_EXECUTIONS.c.tool_call_count + sa.bindparam("added"))
+)
+INSERT_TOOL_CALLS = sa.insert(core_table(ExecutionToolCall))
 OPEN_STATUSES = [s.value for s in ExecutionStatus if s not in TERMINAL_EXECUTION_STATUSES]
 
 
@@ -53,7 +66,8 @@ def _milliseconds(start: datetime, end: datetime) -> int:
     return max(0, round((end - start).total_seconds() * 1000))
 
 
-def _trigger(trigger: Trigger) -> tuple[str | None, dict[str, Any] | None]:
+def _trigger(trigger: Trigger) -> tuple[str | None, Any]:
+    """The trigger's kind and its meta (checked JSON)."""
     if trigger is None:
         return None, None
     kind, meta = (trigger, None) if isinstance(trigger, str) else trigger
@@ -270,31 +284,30 @@ class ExecutionRepository:
         """Record a tool call as running, counting it on the execution in the same
         transaction. ``namespace`` defaults to the path's first dotted segment. Raises
         ``NotFoundError``, ``ValidationError``."""
-        path = validation.text(tool_path, ExecutionToolCall.tool_path)
-        values = {
-            "scope_id": scope_id,
-            "execution_id": execution_id,
-            "status": ToolCallStatus.RUNNING.value,
-            "tool_path": path,
-            "namespace": validation.text(
-                namespace if namespace is not None else path.split(".", 1)[0],
-                ExecutionToolCall.namespace,
-            ),
-            "args": validation.json_value(args, "args"),
-            "started_at": validation.aware(started_at, "started_at") or utcnow(),
-        }
+        call = NewToolCall(tool_path, args, namespace, started_at)
+        [record] = self.record_tool_calls(scope_id, execution_id, [call])
+        return record
+
+    def record_tool_calls(
+        self, scope_id: str, execution_id: uuid.UUID, calls: Iterable[NewToolCall]
+    ) -> builtins.list[ToolCallRecord]:
+        """Record a batch of tool calls as running, all or none, in two statements
+        whatever the batch's size: the execution's count and one INSERT. Returns them in
+        the order given. Raises ``NotFoundError``, ``ValidationError``."""
+        checked = [_new_tool_call(scope_id, execution_id, call) for call in calls]
+        records = [record for record, _ in checked]
         with self._tx.write() as connection:
             counted = connection.execute(
-                sa.update(Execution)
-                .where(Execution.scope_id == scope_id, Execution.id == execution_id)
-                .values(tool_call_count=Execution.tool_call_count + 1)
+                COUNT_TOOL_CALLS,
+                {"in_scope": scope_id, "execution": execution_id, "added": len(records)},
             ).rowcount
             if not counted:
                 raise NotFoundError(f"execution {execution_id} not found in scope {scope_id!r}")
-            row = connection.execute(
-                sa.insert(ExecutionToolCall).values(values).returning(*TOOL_CALL_COLUMNS)
-            ).one()
-            return ToolCallRecord.from_row(row)
+            if records:
+                # Every value is known here (the ids are made client-side), so the rows
+                # need not come back: the records are what was written.
+                connection.execute(INSERT_TOOL_CALLS, [row for _, row in checked])
+        return records
 
     def finish_tool_call(
         self,
@@ -312,7 +325,7 @@ class ExecutionRepository:
         if ending is ToolCallStatus.RUNNING:
             raise ValidationError("finish_tool_call needs completed or failed")
         end = validation.aware(completed_at, "completed_at") or utcnow()
-        values = {
+        values: dict[str, Any] = {
             "status": ending.value,
             "result": validation.json_value(result, "result"),
             "error_text": validation.optional_text(error_text, ExecutionToolCall.error_text),
@@ -528,3 +541,36 @@ class ExecutionRepository:
             raise InvalidTransitionError(
                 f"execution {execution_id} already ended ({current.status.value})"
             )
+
+
+def _new_tool_call(
+    scope_id: str, execution_id: uuid.UUID, call: NewToolCall
+) -> tuple[ToolCallRecord, dict[str, Any]]:
+    """The checked tool call as the record it becomes, and as the row to insert."""
+    path = validation.text(call.tool_path, ExecutionToolCall.tool_path)
+    namespace = call.namespace if call.namespace is not None else path.split(".", 1)[0]
+    record = ToolCallRecord(
+        id=uuid7(),
+        scope_id=scope_id,
+        execution_id=execution_id,
+        status=ToolCallStatus.RUNNING,
+        tool_path=path,
+        namespace=validation.text(namespace, ExecutionToolCall.namespace),
+        args=call.args,
+        result=None,
+        error_text=None,
+        started_at=validation.aware(call.started_at, "started_at") or utcnow(),
+        completed_at=None,
+        duration_ms=None,
+    )
+    row = {
+        "id": record.id,
+        "scope_id": scope_id,
+        "execution_id": execution_id,
+        "status": record.status.value,
+        "tool_path": path,
+        "namespace": record.namespace,
+        "args": validation.json_value(call.args, "args"),
+        "started_at": record.started_at,
+    }
+    return record, row

@@ -1,7 +1,7 @@
 """The ORM models: one set for SQLite and PostgreSQL. ``Base.metadata`` is what the
 migrations are checked against."""
 
-from agentstore.models.base import Base
+from agentstore.models.base import Base, core_table
 from agentstore.models.executions import Execution, ExecutionInteraction, ExecutionToolCall
 from agentstore.models.orchestrator import (
     AgentState,
@@ -27,4 +27,5 @@ __all__ = [
     "Run",
     "Task",
     "TaskAttempt",
+    "core_table",
 ]

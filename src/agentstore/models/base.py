@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CheckConstraint, MetaData, String
+from sqlalchemy import CheckConstraint, MetaData, String, Table
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from agentstore.types import JSONDocument, UTCDateTime
@@ -43,6 +43,12 @@ def status_check(column: str, values: type[StrEnum]) -> CheckConstraint:
 def status_column() -> Mapped[str]:
     """A status stored as short text (its allowed values are kept by ``status_check``)."""
     return mapped_column(String(32))
+
+
+def core_table(model: type[Base]) -> Table:
+    """The Core table of ``model``. Hot paths build statements on it: an ORM-enabled
+    statement costs extra work on every execution."""
+    return Base.metadata.tables[model.__tablename__]
 
 
 def utcnow() -> datetime:

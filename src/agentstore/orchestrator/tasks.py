@@ -27,13 +27,14 @@ from agentstore.errors import (
     StaleClaimError,
     ValidationError,
 )
-from agentstore.models import Task
+from agentstore.models import Task, core_table
 from agentstore.orchestrator.common import insert_events, require_run
 from agentstore.records import from_row
 from agentstore.statuses import TaskStatus
 
 LEASE_EXPIRED = "lease_expired"
-TASK_COLUMNS = tuple(Task.__table__.c)
+TASKS = core_table(Task)
+TASK_COLUMNS = tuple(TASKS.c)
 # The literal (not a bound parameter) lets PostgreSQL match the partial indexes
 # ``ix_tasks_pending_*`` even in a generic prepared plan.
 IS_PENDING = sa.literal_column("status") == sa.literal_column("'pending'")
@@ -112,14 +113,53 @@ def _check_lease(lease: timedelta) -> timedelta:
 
 
 def _closing(status: TaskStatus, summary: str | None, blocker: str | None) -> dict[str, Any]:
-    """The values that end a claim with ``status``."""
+    """The parameters of ``TaskRepository._close`` that end a claim with ``status``."""
     return {
-        "status": status.value,
-        "implementation_summary": validation.optional_text(summary, Task.implementation_summary),
-        "blocker_signature": validation.optional_text(blocker, Task.blocker_signature),
-        "claimed_by": None,
-        "lease_expires_at": None,
+        "new_status": status.value,
+        "summary": validation.optional_text(summary, Task.implementation_summary),
+        "blocker": validation.optional_text(blocker, Task.blocker_signature),
     }
+
+
+def _claim_statement(backend: Backend, *, in_run: bool) -> sa.Update:
+    """The atomic claim of up to ``:limit`` pending tasks for ``:worker`` under a lease
+    (``:lease``): of the run ``:in_run`` in plan order, or of any run by priority, then age."""
+    candidates = sa.select(TASKS.c.id).where(IS_PENDING).limit(sa.bindparam("limit"))
+    if in_run:
+        candidates = candidates.where(TASKS.c.run_id == sa.bindparam("in_run")).order_by(
+            TASKS.c.position, TASKS.c.id
+        )
+    else:
+        candidates = candidates.order_by(
+            TASKS.c.priority.desc(), TASKS.c.created_at, TASKS.c.position, TASKS.c.id
+        )
+    return (
+        sa.update(TASKS)
+        .where(backend.claimable(candidates, TASKS.c.id))
+        .values(
+            status=TaskStatus.IN_PROGRESS.value,
+            attempt_count=TASKS.c.attempt_count + 1,
+            claimed_by=sa.bindparam("worker"),
+            lease_expires_at=backend.deadline(),
+        )
+        .returning(*TASK_COLUMNS)
+    )
+
+
+def _held_update(values: dict[str, Any]) -> sa.Update:
+    """An UPDATE of the task ``:task_id`` that applies only while its status is among
+    ``:from_statuses`` and, unless ``:attempt`` is NULL, its claim is that attempt."""
+    attempt = sa.bindparam("attempt", type_=sa.Integer)
+    return (
+        sa.update(TASKS)
+        .where(
+            TASKS.c.id == sa.bindparam("task_id"),
+            TASKS.c.status.in_(sa.bindparam("from_statuses", expanding=True)),
+            sa.or_(attempt.is_(None), TASKS.c.attempt_count == attempt),
+        )
+        .values(values)
+        .returning(*TASK_COLUMNS)
+    )
 
 
 class TaskRepository:
@@ -128,6 +168,20 @@ class TaskRepository:
     def __init__(self, transactions: Transactions, backend: Backend) -> None:
         self._tx = transactions
         self._backend = backend
+        # The hot paths run statements built once, with bound parameters: SQLAlchemy then
+        # skips building the statement and its cache key on every call.
+        self._claim_in_run = _claim_statement(backend, in_run=True)
+        self._claim_any_run = _claim_statement(backend, in_run=False)
+        self._close = _held_update(
+            {
+                "status": sa.bindparam("new_status"),
+                "implementation_summary": sa.bindparam("summary"),
+                "blocker_signature": sa.bindparam("blocker"),
+                "claimed_by": None,
+                "lease_expires_at": None,
+            }
+        )
+        self._extend_lease = _held_update({"lease_expires_at": backend.deadline()})
 
     def get(self, task_id: uuid.UUID) -> TaskRecord:
         """The task. Raises ``NotFoundError``."""
@@ -206,26 +260,15 @@ class TaskRepository:
         validation.text(worker, Task.claimed_by)
         _check_lease(lease)
         validation.positive_int(limit, "limit", maximum=1000)
-        candidates = sa.select(Task.id).where(IS_PENDING).limit(limit)
-        if run_id is not None:
-            candidates = candidates.where(Task.run_id == run_id).order_by(Task.position, Task.id)
-        else:
-            candidates = candidates.order_by(
-                Task.priority.desc(), Task.created_at, Task.position, Task.id
-            )
-        claim = (
-            sa.update(Task)
-            .where(self._backend.claimable(candidates, Task.id))
-            .values(
-                status=TaskStatus.IN_PROGRESS.value,
-                attempt_count=Task.attempt_count + 1,
-                claimed_by=worker,
-                lease_expires_at=self._backend.deadline(lease),
-            )
-            .returning(*TASK_COLUMNS)
-        )
+        claim = self._claim_any_run if run_id is None else self._claim_in_run
+        params = {
+            "worker": worker,
+            "lease": self._backend.lease_parameter(lease),
+            "limit": limit,
+            "in_run": run_id,
+        }
         with self._tx.write() as connection:
-            claimed = [TaskRecord.from_row(row) for row in connection.execute(claim)]
+            claimed = [TaskRecord.from_row(row) for row in connection.execute(claim, params)]
         # RETURNING gives no order; hand tasks back in the order they were chosen.
         if run_id is not None:
             return sorted(claimed, key=lambda t: (t.position, t.id))
@@ -238,9 +281,8 @@ class TaskRepository:
         ``ValidationError``.
         """
         _check_lease(lease)
-        return self._finish_held(
-            task_id, attempt, {"lease_expires_at": self._backend.deadline(lease)}, "heartbeat"
-        )
+        params = {"lease": self._backend.lease_parameter(lease)}
+        return self._finish_held(task_id, attempt, self._extend_lease, params, "heartbeat")
 
     def complete(
         self, task_id: uuid.UUID, summary: str, *, attempt: int | None = None
@@ -252,8 +294,8 @@ class TaskRepository:
         progress), ``NotFoundError``, ``ValidationError``.
         """
         validation.text(summary, Task.implementation_summary)
-        values = _closing(TaskStatus.COMPLETED, summary, None)
-        return self._finish_held(task_id, attempt, values, "complete")
+        params = _closing(TaskStatus.COMPLETED, summary, None)
+        return self._finish_held(task_id, attempt, self._close, params, "complete")
 
     def block(
         self,
@@ -264,18 +306,8 @@ class TaskRepository:
         attempt: int | None = None,
     ) -> TaskRecord:
         """Mark an ``in_progress`` task blocked. Raises as ``complete``."""
-        values = {
-            "status": TaskStatus.BLOCKED.value,
-            "implementation_summary": validation.optional_text(
-                summary, Task.implementation_summary
-            ),
-            "blocker_signature": validation.optional_text(
-                blocker_signature, Task.blocker_signature
-            ),
-            "claimed_by": None,
-            "lease_expires_at": None,
-        }
-        return self._finish_held(task_id, attempt, values, "block")
+        params = _closing(TaskStatus.BLOCKED, summary, blocker_signature)
+        return self._finish_held(task_id, attempt, self._close, params, "block")
 
     def abandon(
         self,
@@ -287,26 +319,13 @@ class TaskRepository:
     ) -> TaskRecord:
         """Abandon a pending or in-progress task. With ``attempt``, only the holder of
         that claim may. Raises as ``complete``."""
-        values = {
-            "status": TaskStatus.ABANDONED.value,
-            "implementation_summary": validation.optional_text(
-                summary, Task.implementation_summary
-            ),
-            "blocker_signature": validation.optional_text(
-                blocker_signature, Task.blocker_signature
-            ),
-            "claimed_by": None,
-            "lease_expires_at": None,
-        }
+        params = _closing(TaskStatus.ABANDONED, summary, blocker_signature)
         from_statuses = (
             (TaskStatus.IN_PROGRESS,)
             if attempt is not None
-            else (
-                TaskStatus.PENDING,
-                TaskStatus.IN_PROGRESS,
-            )
+            else (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
         )
-        return self._finish_held(task_id, attempt, values, "abandon", from_statuses)
+        return self._finish_held(task_id, attempt, self._close, params, "abandon", from_statuses)
 
     def requeue_in_progress(self, run_id: uuid.UUID) -> int:
         """Put every in-progress task of the run back to pending (a run resuming after a
@@ -388,21 +407,24 @@ class TaskRepository:
         self,
         task_id: uuid.UUID,
         attempt: int | None,
-        values: dict[str, Any],
+        statement: sa.Update,
+        params: dict[str, Any],
         action: str,
         from_statuses: tuple[TaskStatus, ...] = (TaskStatus.IN_PROGRESS,),
     ) -> TaskRecord:
-        """Apply ``values`` to the task if it is in one of ``from_statuses`` (and, with
-        ``attempt``, still held under it), in one conditional UPDATE; otherwise explain
-        why not with the right error."""
+        """Run ``statement`` (a ``_held_update``) on the task if it is in one of
+        ``from_statuses`` (and, with ``attempt``, still held under it), in one conditional
+        UPDATE; otherwise explain why not with the right error."""
         if attempt is not None:
             validation.positive_int(attempt, "attempt")
-        conditions = [Task.id == task_id, Task.status.in_([s.value for s in from_statuses])]
-        if attempt is not None:
-            conditions.append(Task.attempt_count == attempt)
-        statement = sa.update(Task).where(*conditions).values(values).returning(*TASK_COLUMNS)
+        params = {
+            **params,
+            "task_id": task_id,
+            "attempt": attempt,
+            "from_statuses": [s.value for s in from_statuses],
+        }
         with self._tx.write() as connection:
-            row = connection.execute(statement).first()
+            row = connection.execute(statement, params).first()
             if row is not None:
                 return TaskRecord.from_row(row)
             current = self._get(connection, task_id)
