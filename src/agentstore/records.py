@@ -26,7 +26,19 @@ def from_row(record_type: type[R], row: Row[Any] | Mapping[str, Any], **override
     """Build ``record_type`` (a frozen dataclass) from a result row whose column names
     match its field names; ``overrides`` supply or replace fields."""
     mapping = row._mapping if isinstance(row, Row) else row
-    fields = {field.name for field in dataclasses.fields(record_type)}  # type: ignore[arg-type]
-    values = {key: mapping[key] for key in fields if key in mapping}
+    names = _field_names(record_type)
+    values = {key: value for key, value in mapping.items() if key in names}
     values.update(overrides)
     return record_type(**values)
+
+
+# Records are built for every row read, and dataclasses.fields() is slow: cache it.
+_FIELD_NAMES: dict[type[Any], frozenset[str]] = {}
+
+
+def _field_names(record_type: type[Any]) -> frozenset[str]:
+    names = _FIELD_NAMES.get(record_type)
+    if names is None:
+        names = frozenset(field.name for field in dataclasses.fields(record_type))
+        _FIELD_NAMES[record_type] = names
+    return names
