@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -240,16 +241,42 @@ class PostgresBackend(Backend):
     # Any constant works; it only has to be the same in every process that migrates.
     migration_lock_key = 0x6167_656E_7473  # "agents"
 
+    #: A pooled connection idle for longer than this is pinged before use.
+    ping_after_idle_seconds = 5.0
+
     def create_engine(self, url: URL, **engine_options: Any) -> Engine:
         try:
-            defaults = {"pool_pre_ping": True, "isolation_level": "READ COMMITTED"}
-            return sa.create_engine(
+            defaults = {"isolation_level": "READ COMMITTED"}
+            engine = sa.create_engine(
                 url, json_serializer=dumps_json, **{**defaults, **engine_options}
             )
         except ModuleNotFoundError as exc:
             raise UnsupportedDatabaseError(
                 "PostgreSQL needs the psycopg driver: pip install 'agentstore[postgres]'"
             ) from exc
+        # A connection that sat in the pool may have been closed by a server restart, a
+        # failover or a proxy's idle timeout; it is pinged before use and replaced if dead.
+        # Unlike pool_pre_ping, a connection in steady use is not pinged: that would
+        # cost a round trip on every call, the claim loop's included.
+        ping_after_idle = self.ping_after_idle_seconds
+
+        @event.listens_for(engine, "checkin")
+        def note_idle_since(_dbapi_connection: Any, record: Any) -> None:
+            record.info["idle_since"] = time.monotonic()
+
+        @event.listens_for(engine, "checkout")
+        def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+            idle_since = record.info.get("idle_since")
+            if idle_since is None or time.monotonic() - idle_since < ping_after_idle:
+                return
+            try:
+                dbapi_connection.execute("SELECT 1")
+                dbapi_connection.rollback()
+            except Exception as exc:
+                # The pool discards this connection and checks out another.
+                raise sa.exc.DisconnectionError(f"pooled connection is dead: {exc}") from exc
+
+        return engine
 
     @contextmanager
     def migration_transaction(self, connection: Connection) -> Iterator[None]:

@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 import agentstore
-from agentstore.backends import resolve_url
-from agentstore.errors import UnsupportedDatabaseError
+from agentstore import AgentStore
+from agentstore.backends import PostgresBackend, resolve_url
+from agentstore.errors import StoreUnavailableError, UnsupportedDatabaseError
 from agentstore.models import AgentState
 
 
@@ -57,14 +58,47 @@ def test_sqlite_older_than_3_35_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_
         agentstore.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
 
 
-def test_postgres_uses_read_committed_and_pre_ping(postgresql_databases: object) -> None:
+def test_postgres_uses_read_committed(postgresql_databases: object) -> None:
     url = postgresql_databases.migrated()  # type: ignore[attr-defined]
     engine = agentstore.create_engine(url)
     with engine.connect() as connection:
         isolation = connection.exec_driver_sql("SHOW transaction_isolation").scalar()
     assert isolation == "read committed"
-    assert engine.pool._pre_ping  # type: ignore[attr-defined]
     engine.dispose()
+
+
+def kill_connections(url: str) -> int:
+    """Terminate every server connection to the database of ``url`` (as a restart does)."""
+    admin = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with admin.connect() as connection:
+        killed = connection.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).scalar_one()
+    admin.dispose()
+    return int(killed)
+
+
+def test_a_dead_idle_postgres_connection_is_replaced_unseen(
+    postgresql_databases: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(PostgresBackend, "ping_after_idle_seconds", 0.0)
+    url = postgresql_databases.migrated()  # type: ignore[attr-defined]
+    with AgentStore.open(url) as store:
+        run = store.runs.create("survive a restart", "/r")
+        assert kill_connections(url) == 1  # the store's pooled connection
+        assert store.runs.get(run.id) == run  # pinged, found dead, replaced
+
+
+def test_a_postgres_connection_in_steady_use_is_not_pinged(postgresql_databases: object) -> None:
+    url = postgresql_databases.migrated()  # type: ignore[attr-defined]
+    with AgentStore.open(url) as store:
+        run = store.runs.create("lose the server", "/r")
+        assert kill_connections(url) == 1
+        # Used a moment ago, so not pinged: the loss surfaces as one typed error...
+        with pytest.raises(StoreUnavailableError):
+            store.runs.get(run.id)
+        assert store.runs.get(run.id) == run  # ...and the pool has replaced the connection
 
 
 def test_a_bare_postgresql_url_gets_the_psycopg_driver() -> None:
