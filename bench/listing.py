@@ -172,8 +172,9 @@ def seed(url: str, count: int, now: datetime) -> None:
 
 def seeded_database(context: Context, dialect: str, count: int) -> tuple[str, datetime]:
     """A database holding ``count`` executions; its URL and the instant they lead up to.
-    A seeded SQLite file is cached and copied; PostgreSQL is seeded each run."""
-    if dialect == "sqlite":
+    A seeded SQLite file is cached and copied (not at smoke-test scale, where seeding
+    takes a moment); PostgreSQL is seeded each run."""
+    if dialect == "sqlite" and not context.quick:
         head = revisions(context.databases.fresh("sqlite", "probe"))[1]
         cached = CACHE / f"listing-{count}-{'-'.join(sorted(head))}.db"
         now_file = cached.with_suffix(".now")
