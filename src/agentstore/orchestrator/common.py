@@ -11,7 +11,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from agentstore.errors import NotFoundError
-from agentstore.models import Event, Run
+from agentstore.models import Event, Run, core_table
+
+# Built once: the journal is appended to on every step of a run.
+INSERT_EVENTS = sa.insert(core_table(Event))
 
 
 def require_run(connection: Connection, run_id: uuid.UUID, *, lock: bool = False) -> None:
@@ -28,7 +31,7 @@ def insert_events(connection: Connection, events: Iterable[Mapping[str, Any]]) -
     """Append journal events (run_id, source, kind, message, payload) in one round trip."""
     rows = [{"payload": {}, **event} for event in events]
     if rows:
-        connection.execute(sa.insert(Event), rows)
+        connection.execute(INSERT_EVENTS, rows)
 
 
 def latest_oldest_first(
