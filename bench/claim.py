@@ -243,7 +243,7 @@ def exactly_once_note(*figures: tuple[float, int, int], drains: int) -> str:
 
 
 def run(context: Context) -> None:
-    tasks = 200 if context.quick else 1000
+    tasks = 200 if context.quick else 2000
     worker_counts = (1, 2) if context.quick else (1, 2, 4, 8)
     for dialect in context.dialects:
         url = context.databases.fresh(dialect, "claim")

@@ -34,7 +34,7 @@ from bench.harness import (
     raw_sqlite_connect,
 )
 
-SCOPES = 50
+SCOPES = 50  # the seed's SQL below spells it out as 50
 CACHE = Path(__file__).with_name(".cache")
 TOOL_PATHS = [
     "github.issues.list",
@@ -50,13 +50,20 @@ TOOL_PATHS = [
     "db.query",
     "search.web",
 ]
-# Every execution's fields derive from its number g, so both dialects hold the same data.
-STATUS_OF_G = """CASE WHEN g % 100 < 80 THEN 'completed' WHEN g % 100 < 90 THEN 'failed'
-    WHEN g % 100 < 94 THEN 'cancelled' WHEN g % 100 < 97 THEN 'running'
-    WHEN g % 100 < 99 THEN 'waiting_for_interaction' ELSE 'pending' END"""
-TRIGGER_OF_G = "CASE g % 4 WHEN 0 THEN 'cli' WHEN 1 THEN 'http' WHEN 2 THEN 'schedule' END"
+# Every execution's fields derive from its number g, so both dialects hold the same data:
+# g % 50 is its scope, and h = g / 50 (its number within the scope) picks the rest, so
+# that within one scope statuses, triggers and tool calls mix as they do overall.
+H = "(g / 50)"
+STATUS_OF_G = f"""CASE WHEN {H} % 100 < 80 THEN 'completed' WHEN {H} % 100 < 90 THEN 'failed'
+    WHEN {H} % 100 < 94 THEN 'cancelled' WHEN {H} % 100 < 97 THEN 'running'
+    WHEN {H} % 100 < 99 THEN 'waiting_for_interaction' ELSE 'pending' END"""
+TRIGGER_OF_G = f"CASE {H} % 4 WHEN 0 THEN 'cli' WHEN 1 THEN 'http' WHEN 2 THEN 'schedule' END"
 AGE_SECONDS_OF_G = "((g * 7919) % 2592000)"  # spread over 30 days
-DURATION_OF_G = "CASE WHEN g % 100 < 94 THEN (g * 31) % 60000 END"
+DURATION_OF_G = f"CASE WHEN {H} % 100 < 94 THEN (g * 31) % 60000 END"
+TOOL_CALLS_OF_G = f"{H} % 5"
+ASKED_OF_G = f"({H} % 20 = 0 OR {H} % 100 IN (97, 98))"  # the waiting ones among them
+PENDING_ASK_OF_G = f"{H} % 100 IN (97, 98)"
+SEED_VERSION = 2  # part of the cache's file name: change it when the seed changes
 TOOL_OF_G_K = "1 + (g * 7 + k) % 12"  # an index into TOOL_PATHS, 1-based
 
 
@@ -76,7 +83,7 @@ def postgres_seed(count: int, now: datetime) -> list[tuple[str, dict[str, Any]]]
             f"""INSERT INTO executions (scope_id, id, status, code, trigger_kind,
                 tool_call_count, started_at, completed_at, duration_ms, created_at, updated_at)
             SELECT 'scope-' || (g % {SCOPES}), lpad(to_hex(g), 32, '0')::uuid, {STATUS_OF_G},
-                'result = run_tool(' || g || ')', {TRIGGER_OF_G}, g % 5, {created},
+                'result = run_tool(' || g || ')', {TRIGGER_OF_G}, {TOOL_CALLS_OF_G}, {created},
                 {created} + make_interval(secs => ({DURATION_OF_G}) / 1000.0),
                 {DURATION_OF_G}, {created}, {created}
             FROM generate_series(1::bigint, :count) AS g""",
@@ -89,7 +96,8 @@ def postgres_seed(count: int, now: datetime) -> list[tuple[str, dict[str, Any]]]
                 'scope-' || (g % {SCOPES}), lpad(to_hex(g), 32, '0')::uuid, 'completed',
                 ({paths})[{TOOL_OF_G_K}], split_part(({paths})[{TOOL_OF_G_K}], '.', 1),
                 {created}, {created}, 40
-            FROM generate_series(1::bigint, :count) AS g, generate_series(1, (g % 5)::int) AS k""",
+            FROM generate_series(1::bigint, :count) AS g,
+                generate_series(1, ({TOOL_CALLS_OF_G})::int) AS k""",
             {"now": now, "count": count},
         ),
         (
@@ -97,9 +105,9 @@ def postgres_seed(count: int, now: datetime) -> list[tuple[str, dict[str, Any]]]
                 purpose, created_at, updated_at)
             SELECT (lpad(to_hex(g), 16, '0') || lpad('ff', 16, '0'))::uuid,
                 'scope-' || (g % {SCOPES}), lpad(to_hex(g), 32, '0')::uuid,
-                CASE WHEN g % 100 BETWEEN 97 AND 98 THEN 'pending' ELSE 'resolved' END,
+                CASE WHEN {PENDING_ASK_OF_G} THEN 'pending' ELSE 'resolved' END,
                 'approval', 'May I merge?', {created}, {created}
-            FROM generate_series(1::bigint, :count) AS g WHERE g % 20 = 0 OR g % 100 IN (97, 98)""",
+            FROM generate_series(1::bigint, :count) AS g WHERE {ASKED_OF_G}""",
             {"now": now, "count": count},
         ),
     ]
@@ -125,7 +133,7 @@ def sqlite_seed(count: int, now: datetime) -> list[tuple[str, dict[str, Any]]]:
                 tool_call_count, started_at, completed_at, duration_ms, created_at, updated_at)
             {numbers}
             SELECT 'scope-' || (g % {SCOPES}), printf('%032x', g), {STATUS_OF_G},
-                'result = run_tool(' || g || ')', {TRIGGER_OF_G}, g % 5, {created},
+                'result = run_tool(' || g || ')', {TRIGGER_OF_G}, {TOOL_CALLS_OF_G}, {created},
                 CASE WHEN {DURATION_OF_G} IS NOT NULL THEN {finished} END,
                 {DURATION_OF_G}, {created}, {created}
             FROM n""",
@@ -140,7 +148,7 @@ def sqlite_seed(count: int, now: datetime) -> list[tuple[str, dict[str, Any]]]:
             SELECT printf('%016x%016x', g, k), 'scope-' || (g % {SCOPES}), printf('%032x', g),
                 'completed', {path}, substr({path}, 1, instr({path}, '.') - 1),
                 {created}, {created}, 40
-            FROM n JOIN k ON k.k <= g % 5""",
+            FROM n JOIN k ON k.k <= {TOOL_CALLS_OF_G}""",
             params,
         ),
         (
@@ -149,9 +157,9 @@ def sqlite_seed(count: int, now: datetime) -> list[tuple[str, dict[str, Any]]]:
             {numbers}
             SELECT printf('%016x%016x', g, 255), 'scope-' || (g % {SCOPES}),
                 printf('%032x', g),
-                CASE WHEN g % 100 BETWEEN 97 AND 98 THEN 'pending' ELSE 'resolved' END,
+                CASE WHEN {PENDING_ASK_OF_G} THEN 'pending' ELSE 'resolved' END,
                 'approval', 'May I merge?', {created}, {created}
-            FROM n WHERE g % 20 = 0 OR g % 100 IN (97, 98)""",
+            FROM n WHERE {ASKED_OF_G}""",
             params,
         ),
         ("DROP TABLE tool_paths", {}),
@@ -165,7 +173,7 @@ def seed(url: str, count: int, now: datetime) -> None:
         for sql, params in statements(count, now):
             connection.execute(sa.text(sql), params)
     if not url.startswith("sqlite"):
-        with engine.connect() as connection:
+        with engine.begin() as connection:
             connection.exec_driver_sql("ANALYZE")  # what autovacuum does after a bulk load
     engine.dispose()
 
@@ -176,7 +184,8 @@ def seeded_database(context: Context, dialect: str, count: int) -> tuple[str, da
     takes a moment); PostgreSQL is seeded each run."""
     if dialect == "sqlite" and not context.quick:
         head = revisions(context.databases.fresh("sqlite", "probe"))[1]
-        cached = CACHE / f"listing-{count}-{'-'.join(sorted(head))}.db"
+        name = f"listing-{count}-seed{SEED_VERSION}-{'-'.join(sorted(head))}.db"
+        cached = CACHE / name
         now_file = cached.with_suffix(".now")
         if not cached.exists():
             CACHE.mkdir(exist_ok=True)
