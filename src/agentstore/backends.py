@@ -106,6 +106,13 @@ class Backend(ABC):
         """Case-insensitive (Unicode-aware) LIKE of ``column`` against ``pattern``."""
 
     @abstractmethod
+    def plan_for_parameters(self, connection: Connection) -> None:
+        """Have the rest of the transaction's statements planned for their actual
+        parameters, not from a cached generic plan. Where the best plan depends on the
+        values (a listing: a small scope, a rare status, a narrow time range), a generic
+        plan chosen for the average case can be many times slower."""
+
+    @abstractmethod
     def bucket_start(self, column: Any, width_seconds: int) -> sa.ColumnElement[int]:
         """Unix seconds of the start of the ``width_seconds`` bucket holding the
         timestamp ``column``: ``floor(epoch / width) * width``."""
@@ -204,6 +211,11 @@ class SQLiteBackend(Backend):
     def contains_text(self, column: Any, pattern: str, escape: str) -> sa.ColumnElement[bool]:
         lowered = sa.func.agentstore_lower(column, type_=sa.Text)
         return lowered.like(pattern.lower(), escape=escape)
+
+    def plan_for_parameters(self, connection: Connection) -> None:
+        # Nothing to change: SQLite (built without STAT4, as Python's is) never looks at
+        # the parameters' values when it plans, so no plan is chosen for other values.
+        return None
 
     def bucket_start(self, column: Any, width_seconds: int) -> sa.ColumnElement[int]:
         # Timestamps are stored as UTC text; strftime('%s') reads them as Unix seconds.
@@ -318,6 +330,12 @@ class PostgresBackend(Backend):
 
     def contains_text(self, column: Any, pattern: str, escape: str) -> sa.ColumnElement[bool]:
         return column.ilike(pattern, escape=escape)  # type: ignore[no-any-return]
+
+    def plan_for_parameters(self, connection: Connection) -> None:
+        # psycopg prepares a statement run five times; PostgreSQL may then switch it to a
+        # generic plan. For the three-filter listing at 1M executions that plan sorted
+        # every match (50 ms) where the custom one walks an index and stops (2 ms).
+        connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
 
     def bucket_start(self, column: Any, width_seconds: int) -> sa.ColumnElement[int]:
         epoch = sa.cast(sa.func.floor(sa.extract("epoch", column)), sa.BigInteger)

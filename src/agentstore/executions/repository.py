@@ -227,6 +227,7 @@ class ExecutionRepository:
         query = query or ExecutionQuery()
         statement = listing.page_statement(self._backend, scope_id, query)
         with self._tx.read() as connection:
+            self._backend.plan_for_parameters(connection)
             items = [ExecutionRecord.from_row(row) for row in connection.execute(statement)]
         if len(items) <= query.limit:
             return ExecutionPage(items, None)
@@ -237,6 +238,7 @@ class ExecutionRepository:
         """Counts and the chart over the executions matching the query's filters (its
         sort, page size and cursor are ignored). Raises ``ValidationError``."""
         with self._tx.read() as connection:
+            self._backend.plan_for_parameters(connection)
             return read_meta(connection, self._backend, scope_id, query or ExecutionQuery())
 
     def sweepable(self, older_than: datetime | timedelta, *, scope_id: str | None = None) -> int:
