@@ -50,21 +50,30 @@ TOOL_PATHS = [
     "db.query",
     "search.web",
 ]
-# Every execution's fields derive from its number g, so both dialects hold the same data:
-# g % 50 is its scope, and h = g / 50 (its number within the scope) picks the rest, so
-# that within one scope statuses, triggers and tool calls mix as they do overall.
-H = "(g / 50)"
-STATUS_OF_G = f"""CASE WHEN {H} % 100 < 80 THEN 'completed' WHEN {H} % 100 < 90 THEN 'failed'
-    WHEN {H} % 100 < 94 THEN 'cancelled' WHEN {H} % 100 < 97 THEN 'running'
-    WHEN {H} % 100 < 99 THEN 'waiting_for_interaction' ELSE 'pending' END"""
-TRIGGER_OF_G = f"CASE {H} % 4 WHEN 0 THEN 'cli' WHEN 1 THEN 'http' WHEN 2 THEN 'schedule' END"
+# Every execution's fields derive from its number g, so both dialects hold the same data.
+# g % 50 is its scope; each other field rolls its own number from g (a multiplicative
+# hash, a different multiplier per field), so no field is tied to the scope or to another.
+
+
+def roll(multiplier: int, sides: int) -> str:
+    return f"((g * {multiplier}) % 1000003 % {sides})"
+
+
+STATUS_ROLL = roll(7907, 100)
+STATUS_OF_G = f"""CASE WHEN {STATUS_ROLL} < 80 THEN 'completed'
+    WHEN {STATUS_ROLL} < 90 THEN 'failed' WHEN {STATUS_ROLL} < 94 THEN 'cancelled'
+    WHEN {STATUS_ROLL} < 97 THEN 'running'
+    WHEN {STATUS_ROLL} < 99 THEN 'waiting_for_interaction' ELSE 'pending' END"""
+TRIGGER_OF_G = (
+    f"CASE {roll(6271, 4)} WHEN 0 THEN 'cli' WHEN 1 THEN 'http' WHEN 2 THEN 'schedule' END"
+)
 AGE_SECONDS_OF_G = "((g * 7919) % 2592000)"  # spread over 30 days
-DURATION_OF_G = f"CASE WHEN {H} % 100 < 94 THEN (g * 31) % 60000 END"
-TOOL_CALLS_OF_G = f"{H} % 5"
-ASKED_OF_G = f"({H} % 20 = 0 OR {H} % 100 IN (97, 98))"  # the waiting ones among them
-PENDING_ASK_OF_G = f"{H} % 100 IN (97, 98)"
-SEED_VERSION = 2  # part of the cache's file name: change it when the seed changes
-TOOL_OF_G_K = "1 + (g * 7 + k) % 12"  # an index into TOOL_PATHS, 1-based
+DURATION_OF_G = f"CASE WHEN {STATUS_ROLL} < 94 THEN (g * 31) % 60000 END"  # finished ones
+TOOL_CALLS_OF_G = roll(5323, 5)  # 0 to 4
+PENDING_ASK_OF_G = f"{STATUS_ROLL} IN (97, 98)"  # the executions waiting for a person
+ASKED_OF_G = f"({roll(4201, 20)} = 0 OR {PENDING_ASK_OF_G})"
+TOOL_OF_G_K = "1 + (g * 3571 + k * 131) % 1000003 % 12"  # an index into TOOL_PATHS
+SEED_VERSION = 3  # part of the cache's file name: change it when the seed changes
 
 
 # The reference loads whole rows; these are their columns, and where the filters look.
