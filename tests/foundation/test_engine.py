@@ -73,7 +73,8 @@ def kill_connections(url: str) -> int:
     with admin.connect() as connection:
         killed = connection.exec_driver_sql(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"  # not autovacuum, which may visit
         ).scalar_one()
     admin.dispose()
     return int(killed)
