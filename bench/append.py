@@ -18,8 +18,14 @@ from typing import Any
 
 from agentstore import AgentStore, NewEvent, NewToolCall
 from agentstore.types import uuid7
-from bench.claim import sqlite_text
-from bench.harness import Context, Row, median, raw_postgres_connect, raw_sqlite_connect
+from bench.harness import (
+    Context,
+    Row,
+    median,
+    raw_postgres_connect,
+    raw_sqlite_connect,
+    sqlite_text,
+)
 
 BATCH = 100
 EVENT_SQL = "INSERT INTO events (run_id, ts, source, kind, message, payload) VALUES ({})"

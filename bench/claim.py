@@ -24,6 +24,7 @@ from bench.harness import (
     median,
     raw_postgres_connect,
     raw_sqlite_connect,
+    sqlite_text,
 )
 
 LEASE = timedelta(minutes=5)
@@ -68,11 +69,6 @@ class Drain:
     run_id: str
     batch: int
     complete: bool
-
-
-def sqlite_text(moment: datetime) -> str:
-    """A timestamp as the library stores it on SQLite (naive UTC text)."""
-    return moment.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def library_drain(drain: Drain, worker: str, ready: Callable[[], None]) -> list[Claimed]:

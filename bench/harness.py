@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -172,6 +173,11 @@ def raw_sqlite_path(url: str) -> str:
 def raw_postgres_dsn(url: str) -> str:
     """The libpq connection string for a SQLAlchemy ``postgresql+psycopg://`` URL."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def sqlite_text(moment: datetime) -> str:
+    """A timestamp as the library stores it on SQLite (naive UTC text), for raw SQL."""
+    return moment.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def raw_sqlite_connect(url: str) -> sqlite3.Connection:

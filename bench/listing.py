@@ -32,6 +32,7 @@ from bench.harness import (
     percentile,
     raw_postgres_connect,
     raw_sqlite_connect,
+    sqlite_text,
 )
 
 SCOPES = 50  # the seed's SQL below spells it out as 50
@@ -268,8 +269,8 @@ def three_filters(now: datetime) -> ExecutionQuery:
 def matches_three_filters(now: datetime, sqlite: bool) -> Callable[..., bool]:
     low, high = now - timedelta(days=14), now - timedelta(days=7)
     if sqlite:  # timestamps come back as the stored text
-        low_key: Any = low.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-        high_key: Any = high.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+        low_key: Any = sqlite_text(low)
+        high_key: Any = sqlite_text(high)
     else:
         low_key, high_key = low, high
 
