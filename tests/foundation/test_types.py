@@ -8,11 +8,14 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.dialects import sqlite
 
 from agentstore.boundary import Transactions
 from agentstore.errors import ValidationError
 from agentstore.models import Checkpoint, Run
-from agentstore.types import uuid7
+from agentstore.types import UTCDateTime, uuid7
 from tests.foundation.conftest import insert_run
 
 
@@ -97,3 +100,20 @@ def test_ids_are_native_uuids_in_the_database(transactions: Transactions) -> Non
     run_id = insert_run(transactions)
     assert isinstance(run_id, uuid.UUID)
     assert run_id.version == 7
+
+
+@given(st.datetimes(timezones=st.timezones()))
+def test_sqlite_stores_timestamps_as_sqlalchemys_datetime_text(moment: datetime) -> None:
+    # agentstore writes SQLite's timestamp text itself, for speed: it must stay exactly
+    # the text SQLAlchemy's DATETIME writes, or older rows would sort and compare wrongly.
+    dialect = sqlite.dialect()
+    ours = UTCDateTime()._cached_bind_processor(dialect)
+    sqlalchemys = sqlite.DATETIME().bind_processor(dialect)
+    assert ours is not None and sqlalchemys is not None
+    try:
+        in_utc = moment.astimezone(UTC)
+    except OverflowError:  # outside the years 1-9999 once in UTC: refused by name
+        with pytest.raises(ValidationError, match="out of range"):
+            ours(moment)
+        return
+    assert ours(moment) == sqlalchemys(in_utc.replace(tzinfo=None))
