@@ -33,6 +33,7 @@ from agentstore.records import from_row
 from agentstore.statuses import TaskStatus
 
 LEASE_EXPIRED = "lease_expired"
+HELD = (TaskStatus.IN_PROGRESS,)  # the status of a task a worker holds
 TASKS = core_table(Task)
 TASK_COLUMNS = tuple(TASKS.c)
 # The literal (not a bound parameter) lets PostgreSQL match the partial indexes
@@ -146,15 +147,17 @@ def _claim_statement(backend: Backend, *, in_run: bool) -> sa.Update:
     )
 
 
-def _held_update(values: dict[str, Any]) -> sa.Update:
+def _held_update(values: dict[str, Any], from_statuses: tuple[TaskStatus, ...]) -> sa.Update:
     """An UPDATE of the task ``:task_id`` that applies only while its status is among
-    ``:from_statuses`` and, unless ``:attempt`` is NULL, its claim is that attempt."""
+    ``from_statuses`` and, unless ``:attempt`` is NULL, its claim is that attempt."""
     attempt = sa.bindparam("attempt", type_=sa.Integer)
     return (
         sa.update(TASKS)
         .where(
             TASKS.c.id == sa.bindparam("task_id"),
-            TASKS.c.status.in_(sa.bindparam("from_statuses", expanding=True)),
+            # Separate parameters, not one "expanding" list, which SQLAlchemy would
+            # re-render into the SQL string on every execution.
+            TASKS.c.status.in_([sa.literal(s.value) for s in from_statuses]),
             sa.or_(attempt.is_(None), TASKS.c.attempt_count == attempt),
         )
         .values(values)
@@ -172,16 +175,16 @@ class TaskRepository:
         # skips building the statement and its cache key on every call.
         self._claim_in_run = _claim_statement(backend, in_run=True)
         self._claim_any_run = _claim_statement(backend, in_run=False)
-        self._close = _held_update(
-            {
-                "status": sa.bindparam("new_status"),
-                "implementation_summary": sa.bindparam("summary"),
-                "blocker_signature": sa.bindparam("blocker"),
-                "claimed_by": None,
-                "lease_expires_at": None,
-            }
-        )
-        self._extend_lease = _held_update({"lease_expires_at": backend.deadline()})
+        closing: dict[str, Any] = {
+            "status": sa.bindparam("new_status"),
+            "implementation_summary": sa.bindparam("summary"),
+            "blocker_signature": sa.bindparam("blocker"),
+            "claimed_by": None,
+            "lease_expires_at": None,
+        }
+        self._close = _held_update(closing, HELD)
+        self._close_unclaimed = _held_update(closing, (TaskStatus.PENDING, *HELD))
+        self._extend_lease = _held_update({"lease_expires_at": backend.deadline()}, HELD)
 
     def get(self, task_id: uuid.UUID) -> TaskRecord:
         """The task. Raises ``NotFoundError``."""
@@ -320,12 +323,9 @@ class TaskRepository:
         """Abandon a pending or in-progress task. With ``attempt``, only the holder of
         that claim may. Raises as ``complete``."""
         params = _closing(TaskStatus.ABANDONED, summary, blocker_signature)
-        from_statuses = (
-            (TaskStatus.IN_PROGRESS,)
-            if attempt is not None
-            else (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
-        )
-        return self._finish_held(task_id, attempt, self._close, params, "abandon", from_statuses)
+        # Without a fencing token a pending task may be abandoned too.
+        statement = self._close if attempt is not None else self._close_unclaimed
+        return self._finish_held(task_id, attempt, statement, params, "abandon")
 
     def requeue_in_progress(self, run_id: uuid.UUID) -> int:
         """Put every in-progress task of the run back to pending (a run resuming after a
@@ -410,19 +410,13 @@ class TaskRepository:
         statement: sa.Update,
         params: dict[str, Any],
         action: str,
-        from_statuses: tuple[TaskStatus, ...] = (TaskStatus.IN_PROGRESS,),
     ) -> TaskRecord:
-        """Run ``statement`` (a ``_held_update``) on the task if it is in one of
-        ``from_statuses`` (and, with ``attempt``, still held under it), in one conditional
-        UPDATE; otherwise explain why not with the right error."""
+        """Run ``statement`` (a ``_held_update``) on the task if it is in one of the
+        statement's statuses (and, with ``attempt``, still held under it), in one
+        conditional UPDATE; otherwise explain why not with the right error."""
         if attempt is not None:
             validation.positive_int(attempt, "attempt")
-        params = {
-            **params,
-            "task_id": task_id,
-            "attempt": attempt,
-            "from_statuses": [s.value for s in from_statuses],
-        }
+        params = {**params, "task_id": task_id, "attempt": attempt}
         with self._tx.write() as connection:
             row = connection.execute(statement, params).first()
             if row is not None:
