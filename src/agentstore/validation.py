@@ -35,7 +35,7 @@ def text(value: Any, column: Column[Any] | Any, *, required: bool = True) -> str
     name, max_length = _text_column(column)
     if not isinstance(value, str):
         raise ValidationError(f"{name} must be a string, got {type(value).__name__}")
-    if required and not value.strip():
+    if required and (not value or value.isspace()):
         raise ValidationError(f"{name} must not be empty")
     if "\x00" in value:
         raise ValidationError(f"{name} must not contain NUL characters")
