@@ -115,13 +115,15 @@ def test_a_batch_of_tool_calls_is_recorded_in_order_and_counted(store: AgentStor
     execution = store.executions.create(SCOPE, "x")
     paths = [f"github.call{n}" for n in range(25)] + ["slack.post"]
     batch = [NewToolCall(path, args={"n": n}) for n, path in enumerate(paths)]
-    recorded = store.executions.record_tool_calls(SCOPE, execution.id, batch)
+    ids = store.executions.record_tool_calls(SCOPE, execution.id, batch)
+    listed = {c.id: c for c in store.executions.list_tool_calls(SCOPE, execution.id)}
+    assert set(listed) == set(ids)
+    recorded = [listed[id] for id in ids]  # the ids come back in the order given
     assert [(c.tool_path, c.args, c.status) for c in recorded] == [
         (path, {"n": n}, "running") for n, path in enumerate(paths)
     ]
     assert [c.namespace for c in recorded[-2:]] == ["github", "slack"]
-    listed = store.executions.list_tool_calls(SCOPE, execution.id)
-    assert sorted(c.id for c in listed) == sorted(c.id for c in recorded)
+    assert len({c.started_at for c in recorded}) == 1  # one batch, one moment
     assert store.executions.get(SCOPE, execution.id).execution.tool_call_count == 26
     assert store.executions.record_tool_calls(SCOPE, execution.id, []) == []
 

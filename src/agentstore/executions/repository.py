@@ -287,29 +287,49 @@ class ExecutionRepository:
         transaction. ``namespace`` defaults to the path's first dotted segment. Raises
         ``NotFoundError``, ``ValidationError``."""
         call = NewToolCall(tool_path, args, namespace, started_at)
-        [record] = self.record_tool_calls(scope_id, execution_id, [call])
-        return record
+        [row] = self._insert_tool_calls(scope_id, execution_id, [call])
+        # Every value is known here (the id is made client-side): the record is the row
+        # as written, without reading it back.
+        return ToolCallRecord(
+            id=row["id"],
+            scope_id=scope_id,
+            execution_id=execution_id,
+            status=ToolCallStatus.RUNNING,
+            tool_path=row["tool_path"],
+            namespace=row["namespace"],
+            args=args,
+            result=None,
+            error_text=None,
+            started_at=row["started_at"],
+            completed_at=None,
+            duration_ms=None,
+        )
 
     def record_tool_calls(
         self, scope_id: str, execution_id: uuid.UUID, calls: Iterable[NewToolCall]
-    ) -> builtins.list[ToolCallRecord]:
+    ) -> builtins.list[uuid.UUID]:
         """Record a batch of tool calls as running, all or none, in two statements
-        whatever the batch's size: the execution's count and one INSERT. Returns them in
-        the order given. Raises ``NotFoundError``, ``ValidationError``."""
-        checked = [_new_tool_call(scope_id, execution_id, call) for call in calls]
-        records = [record for record, _ in checked]
+        whatever the batch's size: the execution's count and one INSERT. Returns their
+        ids in the order given (what ``finish_tool_call`` needs). Raises
+        ``NotFoundError``, ``ValidationError``."""
+        return [row["id"] for row in self._insert_tool_calls(scope_id, execution_id, calls)]
+
+    def _insert_tool_calls(
+        self, scope_id: str, execution_id: uuid.UUID, calls: Iterable[NewToolCall]
+    ) -> builtins.list[dict[str, Any]]:
+        """Check, count and insert the calls; the rows as written."""
+        now = utcnow()  # the start of a call recorded without its own started_at
+        rows = [_tool_call_row(scope_id, execution_id, call, now) for call in calls]
         with self._tx.write() as connection:
             counted = connection.execute(
                 COUNT_TOOL_CALLS,
-                {"in_scope": scope_id, "execution": execution_id, "added": len(records)},
+                {"in_scope": scope_id, "execution": execution_id, "added": len(rows)},
             ).rowcount
             if not counted:
                 raise NotFoundError(f"execution {execution_id} not found in scope {scope_id!r}")
-            if records:
-                # Every value is known here (the ids are made client-side), so the rows
-                # need not come back: the records are what was written.
-                connection.execute(INSERT_TOOL_CALLS, [row for _, row in checked])
-        return records
+            if rows:
+                connection.execute(INSERT_TOOL_CALLS, rows)
+        return rows
 
     def finish_tool_call(
         self,
@@ -545,34 +565,19 @@ class ExecutionRepository:
             )
 
 
-def _new_tool_call(
-    scope_id: str, execution_id: uuid.UUID, call: NewToolCall
-) -> tuple[ToolCallRecord, dict[str, Any]]:
-    """The checked tool call as the record it becomes, and as the row to insert."""
+def _tool_call_row(
+    scope_id: str, execution_id: uuid.UUID, call: NewToolCall, now: datetime
+) -> dict[str, Any]:
+    """The checked tool call as the row to insert, its id made here."""
     path = validation.text(call.tool_path, ExecutionToolCall.tool_path)
     namespace = call.namespace if call.namespace is not None else path.split(".", 1)[0]
-    record = ToolCallRecord(
-        id=uuid7(),
-        scope_id=scope_id,
-        execution_id=execution_id,
-        status=ToolCallStatus.RUNNING,
-        tool_path=path,
-        namespace=validation.text(namespace, ExecutionToolCall.namespace),
-        args=call.args,
-        result=None,
-        error_text=None,
-        started_at=validation.aware(call.started_at, "started_at") or utcnow(),
-        completed_at=None,
-        duration_ms=None,
-    )
-    row = {
-        "id": record.id,
+    return {
+        "id": uuid7(),
         "scope_id": scope_id,
         "execution_id": execution_id,
-        "status": record.status.value,
+        "status": ToolCallStatus.RUNNING.value,
         "tool_path": path,
-        "namespace": record.namespace,
+        "namespace": validation.text(namespace, ExecutionToolCall.namespace),
         "args": validation.json_value(call.args, "args"),
-        "started_at": record.started_at,
+        "started_at": validation.aware(call.started_at, "started_at") or now,
     }
-    return record, row

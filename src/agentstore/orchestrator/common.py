@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection, Row
 
 from agentstore.errors import NotFoundError
 from agentstore.models import Event, Run, core_table
+from agentstore.models.base import utcnow
 
 # Built once: the journal is appended to on every step of a run.
 INSERT_EVENTS = sa.insert(core_table(Event))
@@ -28,8 +29,10 @@ def require_run(connection: Connection, run_id: uuid.UUID, *, lock: bool = False
 
 
 def insert_events(connection: Connection, events: Iterable[Mapping[str, Any]]) -> None:
-    """Append journal events (run_id, source, kind, message, payload) in one round trip."""
-    rows = [{"payload": {}, **event} for event in events]
+    """Append journal events (run_id, source, kind, message, payload) in one round trip.
+    Events written together happen in one transaction, so they share one timestamp."""
+    now = utcnow()
+    rows = [{"payload": {}, **event, "ts": now} for event in events]
     if rows:
         connection.execute(INSERT_EVENTS, rows)
 
