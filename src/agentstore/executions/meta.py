@@ -4,7 +4,6 @@ computed by the database (no row of the listing is loaded)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -38,47 +37,63 @@ def read_meta(
     connection: Connection, backend: Backend, scope_id: str, query: ExecutionQuery
 ) -> ExecutionMeta:
     where = filters(backend, scope_id, query)
-    matching = sa.select(Execution.scope_id, Execution.id).where(*where).subquery()
 
-    def scalar(statement: sa.Select[Any]) -> Any:
-        return connection.execute(statement).scalar_one()
-
-    total = scalar(
+    total = connection.execute(
         sa.select(sa.func.count()).select_from(Execution).where(Execution.scope_id == scope_id)
+    ).scalar_one()
+
+    # One pass over the filtered executions gives the status and trigger facets, the
+    # interaction split and the time span: each re-run of the filter costs as much as
+    # the whole pass.
+    had_interaction = sa.exists().where(
+        ExecutionInteraction.scope_id == Execution.scope_id,
+        ExecutionInteraction.execution_id == Execution.id,
     )
-    statuses = {status.value: 0 for status in ExecutionStatus}
-    earliest, latest, filtered = None, None, 0
-    by_status = (
+    filtered_rows = (
         sa.select(
             Execution.status,
-            sa.func.count(),
-            sa.func.min(Execution.created_at),
-            sa.func.max(Execution.created_at),
+            Execution.trigger_kind,
+            Execution.created_at,
+            had_interaction.label("had_interaction"),
         )
         .where(*where)
-        .group_by(Execution.status)
+        .subquery()
     )
-    for status, count, first, last in connection.execute(by_status):
-        statuses[status] = count
+    kinds = (filtered_rows.c.status, filtered_rows.c.trigger_kind, filtered_rows.c.had_interaction)
+    statuses = {status.value: 0 for status in ExecutionStatus}
+    triggers: dict[str | None, int] = {}
+    earliest, latest, filtered, with_interaction = None, None, 0, 0
+    for status, trigger, had, count, first, last in connection.execute(
+        sa.select(
+            *kinds,
+            sa.func.count(),
+            sa.func.min(filtered_rows.c.created_at),
+            sa.func.max(filtered_rows.c.created_at),
+        ).group_by(*kinds)
+    ):
+        statuses[status] += count
+        triggers[trigger] = triggers.get(trigger, 0) + count
+        with_interaction += count if had else 0
         filtered += count
         earliest = first if earliest is None else min(earliest, first)
         latest = last if latest is None else max(latest, last)
 
-    triggers = {
-        kind: count
-        for kind, count in connection.execute(
-            sa.select(Execution.trigger_kind, sa.func.count())
-            .where(*where)
-            .group_by(Execution.trigger_kind)
-        )
-    }
+    # Materialized, so both databases find the few matching executions first and then
+    # their tool calls by index, instead of walking all of the scope's tool calls.
+    matching = (
+        sa.select(Execution.scope_id, Execution.id)
+        .where(*where)
+        .cte("matching")
+        .prefix_with("MATERIALIZED")
+    )
     calls = sa.func.count().label("calls")
     top_tools = [
         (path, count)
         for path, count in connection.execute(
             sa.select(ExecutionToolCall.tool_path, calls)
+            .select_from(matching)
             .join(
-                matching,
+                ExecutionToolCall,
                 sa.and_(
                     ExecutionToolCall.scope_id == matching.c.scope_id,
                     ExecutionToolCall.execution_id == matching.c.id,
@@ -89,17 +104,6 @@ def read_meta(
             .limit(TOP_TOOLS)
         )
     ]
-    with_interaction = scalar(
-        sa.select(sa.func.count())
-        .select_from(Execution)
-        .where(
-            *where,
-            sa.exists().where(
-                ExecutionInteraction.scope_id == Execution.scope_id,
-                ExecutionInteraction.execution_id == Execution.id,
-            ),
-        )
-    )
     width = bucket_seconds(latest - earliest) if earliest and latest else 30
     bucket = backend.bucket_start(Execution.created_at, width).label("bucket")
     chart: dict[int, dict[str, int]] = {}
