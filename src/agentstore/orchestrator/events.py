@@ -91,7 +91,13 @@ class EventRepository:
         self, run_id: uuid.UUID, after_id: int = 0, limit: int = 100
     ) -> builtins.list[EventRecord]:
         """Events of the run with ids above ``after_id``, oldest first: pass the last id
-        seen to follow a run."""
+        seen to follow a run.
+
+        On PostgreSQL ids come from a sequence, taken when an event is written but
+        visible only when its transaction commits: two writers to one run that commit in
+        the opposite order of their ids can make a follower that read in between pass
+        over the earlier id. SQLite has one writer at a time, so its ids commit in order.
+        """
         validation.positive_int(limit, "limit", maximum=10_000)
         validation.positive_int(after_id, "after_id", minimum=0)
         query = (
