@@ -125,9 +125,11 @@ Transact = Callable[[str, tuple[Any, ...]], list[Any]]
 
 
 def hand_written_drain(
-    url: str, drain: Drain, worker: str, ready: Callable[[], None], transact: Transact
+    drain: Drain, worker: str, ready: Callable[[], None], transact: Transact
 ) -> list[Claimed]:
-    sql = HAND_WRITTEN["sqlite" if url.startswith("sqlite") else "postgresql"]
+    """The library's drain loop on the hand-written SQL, each statement run by
+    ``transact``."""
+    sql = HAND_WRITTEN["sqlite" if drain.url.startswith("sqlite") else "postgresql"]
     run_id = uuid.UUID(drain.run_id)
     ready()
     claimed: list[Claimed] = []
@@ -153,7 +155,7 @@ def raw_drain(drain: Drain, worker: str, ready: Callable[[], None]) -> list[Clai
             return rows
 
         with contextlib.closing(lite):
-            return hand_written_drain(drain.url, drain, worker, ready, transact)
+            return hand_written_drain(drain, worker, ready, transact)
     with raw_postgres_connect(drain.url) as pg:
 
         def transact(sql: str, parameters: tuple[Any, ...]) -> list[Any]:
@@ -161,7 +163,7 @@ def raw_drain(drain: Drain, worker: str, ready: Callable[[], None]) -> list[Clai
             pg.commit()
             return rows
 
-        return hand_written_drain(drain.url, drain, worker, ready, transact)
+        return hand_written_drain(drain, worker, ready, transact)
 
 
 def sqlalchemy_drain(drain: Drain, worker: str, ready: Callable[[], None]) -> list[Claimed]:
@@ -177,7 +179,7 @@ def sqlalchemy_drain(drain: Drain, worker: str, ready: Callable[[], None]) -> li
     try:
         with engine.connect():  # connect before the clock starts
             pass
-        return hand_written_drain(drain.url, drain, worker, ready, transact)
+        return hand_written_drain(drain, worker, ready, transact)
     finally:
         engine.dispose()
 
