@@ -87,14 +87,6 @@ class Task(Base):
             postgresql_where=PENDING,
             sqlite_where=PENDING,
         ),
-        # Claiming across runs: highest priority first, then oldest.
-        Index(
-            "ix_tasks_pending_priority_created_at",
-            "priority",
-            "created_at",
-            postgresql_where=PENDING,
-            sqlite_where=PENDING,
-        ),
         # Finding expired leases: only tasks held by a worker carry one.
         Index(
             "ix_tasks_in_progress_lease_expires_at",
@@ -124,6 +116,21 @@ class Task(Base):
     blocker_signature: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
+
+
+# Claiming across runs: highest priority first, then oldest, then plan order. The index
+# holds exactly the claim's order (priority descending), so a claim reads its first
+# entries instead of sorting every pending task of every run. (Declared here: a
+# descending column needs the mapped column.)
+Index(
+    "ix_tasks_pending_claim_order",
+    Task.priority.desc(),
+    Task.created_at,
+    Task.position,
+    Task.id,
+    postgresql_where=PENDING,
+    sqlite_where=PENDING,
+)
 
 
 class TaskAttempt(Base):

@@ -1,0 +1,43 @@
+"""Index the cross-run claim's whole order (priority descending, then age, then plan
+order), so a claim reads the index's first entries instead of sorting every pending task.
+
+Revision ID: 0003
+Revises: 0002
+Tree: cloud (PostgreSQL)
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+PENDING = sa.text("status = 'pending'")
+
+
+def upgrade() -> None:
+    op.drop_index(
+        "ix_tasks_pending_priority_created_at", table_name="tasks", postgresql_where=PENDING
+    )
+    op.create_index(
+        "ix_tasks_pending_claim_order",
+        "tasks",
+        [sa.column("priority").desc(), "created_at", "position", "id"],
+        unique=False,
+        postgresql_where=PENDING,
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_tasks_pending_claim_order", table_name="tasks", postgresql_where=PENDING)
+    op.create_index(
+        "ix_tasks_pending_priority_created_at",
+        "tasks",
+        ["priority", "created_at"],
+        unique=False,
+        postgresql_where=PENDING,
+    )
