@@ -111,7 +111,9 @@ def test_replacing_the_plan_while_workers_claim_loses_nothing(
     store: AgentStore, run: RunRecord, db_url: str
 ) -> None:
     create_work_log(store)
-    old = store.tasks.replace_pending(run.id, drafts(400))
+    # Many more tasks than get done before the replace: on SQLite the replacing writer
+    # competes for the write lock with four busy workers and may wait a while.
+    old = store.tasks.replace_pending(run.id, drafts(2000))
     stop = SPAWN.Event()
     workers, start = start_workers(db_url, run, 4, 1, stop)
     start.set()  # type: ignore[attr-defined]
