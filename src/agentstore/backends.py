@@ -98,6 +98,13 @@ class Backend(ABC):
         concurrent claimers never get the same row."""
 
     @abstractmethod
+    def in_journal_order(self, rows: sa.Select[Any], run_id: Any) -> sa.Select[Any]:
+        """``rows`` (the SELECT whose row an INSERT appends to a run's journal) made to
+        wait until the run's other journal writers have committed, so that a run's
+        events become visible in the order of their ids: a follower reading the events
+        above the last id it saw then never passes over one."""
+
+    @abstractmethod
     def insert(self, table: Any) -> Any:
         """An INSERT that supports ``on_conflict_do_update`` (a one-statement upsert)."""
 
@@ -205,6 +212,10 @@ class SQLiteBackend(Backend):
         # UPDATE … WHERE key IN (SELECT … LIMIT n) before any other claimer reads.
         return key.in_(candidates)
 
+    def in_journal_order(self, rows: sa.Select[Any], run_id: Any) -> sa.Select[Any]:
+        # One writer at a time (BEGIN IMMEDIATE): ids are drawn and committed in order.
+        return rows
+
     def insert(self, table: Any) -> Any:
         return sqlite.insert(table)
 
@@ -252,6 +263,9 @@ class PostgresBackend(Backend):
     migrations_tree = "cloud"
     # Any constant works; it only has to be the same in every process that migrates.
     migration_lock_key = 0x6167_656E_7473  # "agents"
+    # The first key of the journal's two-key advisory locks (the second is the run's
+    # hash); two-key locks never collide with the one-key migration lock.
+    journal_lock_class = 0x6A72_6E6C  # "jrnl"
 
     #: A pooled connection idle for longer than this is pinged before use.
     ping_after_idle_seconds = 5.0
@@ -324,6 +338,15 @@ class PostgresBackend(Backend):
             .prefix_with("MATERIALIZED")
         )
         return key.in_(sa.select(chosen.c[0]))
+
+    def in_journal_order(self, rows: sa.Select[Any], run_id: Any) -> sa.Select[Any]:
+        # An event's id is drawn from a sequence when it is written but seen only when
+        # its transaction commits, so two writers to one run can commit out of id order.
+        # A lock per run, taken before the id is drawn and held until commit, keeps
+        # them in order. The MATERIALIZED CTE is evaluated before the row it feeds.
+        key = sa.func.hashtext(sa.cast(run_id, sa.Text))
+        lock = sa.select(sa.func.pg_advisory_xact_lock(self.journal_lock_class, key))
+        return rows.select_from(lock.cte("journal_lock").prefix_with("MATERIALIZED"))
 
     def insert(self, table: Any) -> Any:
         return postgresql.insert(table)

@@ -14,6 +14,7 @@ import pytest
 from agentstore import AgentStore, RunRecord, TaskStatus
 from agentstore.errors import StaleClaimError
 from tests.orchestrator.conftest import drafts
+from tests.support.journal_writers import write, write_and_hold
 from tests.support.task_workers import (
     claim_and_hang,
     create_work_log,
@@ -135,3 +136,29 @@ def test_replacing_the_plan_while_workers_claim_loses_nothing(
         assert completions[str(task.id)] == 1
     abandoned = sum(status[t.id] == TaskStatus.ABANDONED for t in old)
     assert 0 < abandoned < len(old)
+
+
+def test_a_follower_never_passes_over_an_event_committed_late(
+    store: AgentStore, run: RunRecord, db_url: str
+) -> None:
+    # One writer takes the next event id and keeps its transaction open; meanwhile a
+    # second writer appends to the same run. If the second event became visible first,
+    # a follower would move past the first one's id and never see it.
+    written, release, writing = SPAWN.Event(), SPAWN.Event(), SPAWN.Event()
+    holder = SPAWN.Process(target=write_and_hold, args=(db_url, str(run.id), written, release))
+    holder.start()
+    assert written.wait(120)
+    second = SPAWN.Process(target=write, args=(db_url, str(run.id), writing))
+    second.start()
+    assert writing.wait(120)
+    time.sleep(1)  # the second writer's insert, had it not waited, has committed by now
+
+    follower = store.events.tail(run.id)  # what a follower polling now would see
+    last_seen = follower[-1].id
+    release.set()  # type: ignore[attr-defined]
+    for process in (holder, second):
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    follower += store.events.tail(run.id, after_id=last_seen)
+
+    assert [event.kind for event in follower] == ["run_created", "first", "second"]

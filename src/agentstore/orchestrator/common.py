@@ -10,12 +10,28 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from agentstore.backends import Backend
 from agentstore.errors import NotFoundError
 from agentstore.models import Event, Run, core_table
 from agentstore.models.base import utcnow
 
-# Built once: the journal is appended to on every step of a run.
-INSERT_EVENTS = sa.insert(core_table(Event))
+EVENTS = core_table(Event)
+EVENT_FIELDS = ("run_id", "ts", "source", "kind", "message", "payload")
+_JOURNAL_INSERTS: dict[str, sa.Insert] = {}
+
+
+def journal_insert(backend: Backend) -> sa.Insert:
+    """The INSERT of one event (bound parameters named as ``EVENT_FIELDS``) that keeps
+    each run's events visible in id order. Built once per database: the journal is
+    appended to on every step of a run."""
+    statement = _JOURNAL_INSERTS.get(backend.name)
+    if statement is None:
+        values = [sa.bindparam(name, type_=EVENTS.c[name].type) for name in EVENT_FIELDS]
+        rows = backend.in_journal_order(sa.select(*values), values[0])
+        statement = _JOURNAL_INSERTS[backend.name] = sa.insert(EVENTS).from_select(
+            EVENT_FIELDS, rows
+        )
+    return statement
 
 
 def require_run(connection: Connection, run_id: uuid.UUID, *, lock: bool = False) -> None:
@@ -28,13 +44,17 @@ def require_run(connection: Connection, run_id: uuid.UUID, *, lock: bool = False
         raise NotFoundError(f"run {run_id} not found")
 
 
-def insert_events(connection: Connection, events: Iterable[Mapping[str, Any]]) -> None:
+def insert_events(
+    connection: Connection, backend: Backend, events: Iterable[Mapping[str, Any]]
+) -> None:
     """Append journal events (run_id, source, kind, message, payload) in one round trip.
     Events written together happen in one transaction, so they share one timestamp."""
     now = utcnow()
     rows = [{"payload": {}, **event, "ts": now} for event in events]
+    # Runs in one order, so that writers to several runs take their locks alike.
+    rows.sort(key=lambda row: row["run_id"])
     if rows:
-        connection.execute(INSERT_EVENTS, rows)
+        connection.execute(journal_insert(backend), rows)
 
 
 def latest_oldest_first(

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from agentstore import validation
 from agentstore.boundary import Transactions
 from agentstore.models import Event
-from agentstore.orchestrator.common import insert_events, latest_oldest_first
+from agentstore.models.base import utcnow
+from agentstore.orchestrator.common import insert_events, journal_insert, latest_oldest_first
 from agentstore.records import from_row
 
 EVENT_COLUMNS = tuple(Event.__table__.c)
@@ -61,22 +62,23 @@ class EventRepository:
 
     def __init__(self, transactions: Transactions) -> None:
         self._tx = transactions
+        self._add_one = journal_insert(transactions.backend).returning(*EVENT_COLUMNS)
 
     def add(
         self, run_id: uuid.UUID, source: str, kind: str, message: str, payload: Any = None
     ) -> EventRecord:
         """Append one event. Raises ``NotFoundError`` (no such run), ``ValidationError``."""
-        values = _checked(NewEvent(run_id, source, kind, message, payload))
+        values = {**_checked(NewEvent(run_id, source, kind, message, payload)), "ts": utcnow()}
         with self._tx.write() as connection:
-            row = connection.execute(sa.insert(Event).values(values).returning(*EVENT_COLUMNS))
-            return EventRecord.from_row(row.one())
+            row = connection.execute(self._add_one, values).one()
+            return EventRecord.from_row(row)
 
     def add_many(self, events: Iterable[NewEvent]) -> int:
         """Append a batch of events in one round trip, all or none. Returns how many.
         Raises ``NotFoundError`` (a run does not exist), ``ValidationError``."""
         rows = [_checked(event) for event in events]
         with self._tx.write() as connection:
-            insert_events(connection, rows)
+            insert_events(connection, self._tx.backend, rows)
         return len(rows)
 
     def list(self, run_id: uuid.UUID, limit: int = 50) -> builtins.list[EventRecord]:
@@ -91,13 +93,9 @@ class EventRepository:
         self, run_id: uuid.UUID, after_id: int = 0, limit: int = 100
     ) -> builtins.list[EventRecord]:
         """Events of the run with ids above ``after_id``, oldest first: pass the last id
-        seen to follow a run.
-
-        On PostgreSQL ids come from a sequence, taken when an event is written but
-        visible only when its transaction commits: two writers to one run that commit in
-        the opposite order of their ids can make a follower that read in between pass
-        over the earlier id. SQLite has one writer at a time, so its ids commit in order.
-        """
+        seen to follow a run. A run's events become visible in the order of their ids
+        (its journal writers take turns; see ``Backend.in_journal_order``), so a follower
+        never passes over one."""
         validation.positive_int(limit, "limit", maximum=10_000)
         validation.positive_int(after_id, "after_id", minimum=0)
         query = (

@@ -68,6 +68,7 @@ class RunRepository:
             row = connection.execute(sa.insert(Run).values(values).returning(*RUN_COLUMNS)).one()
             insert_events(
                 connection,
+                self._tx.backend,
                 [
                     {
                         "run_id": row.id,

@@ -341,6 +341,7 @@ class TaskRepository:
             if moved:
                 insert_events(
                     connection,
+                    self._backend,
                     [
                         {
                             "run_id": run_id,
@@ -380,6 +381,7 @@ class TaskRepository:
             ).all()
             insert_events(
                 connection,
+                self._backend,
                 [
                     {
                         "run_id": row.run_id,
