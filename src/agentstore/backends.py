@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -98,11 +99,11 @@ class Backend(ABC):
         concurrent claimers never get the same row."""
 
     @abstractmethod
-    def in_journal_order(self, rows: sa.Select[Any], run_id: Any) -> sa.Select[Any]:
-        """``rows`` (the SELECT whose row an INSERT appends to a run's journal) made to
-        wait until the run's other journal writers have committed, so that a run's
-        events become visible in the order of their ids: a follower reading the events
-        above the last id it saw then never passes over one."""
+    def take_journal_turn(self, connection: Connection, run_ids: Iterable[uuid.UUID]) -> None:
+        """Wait until the other writers to these runs' journals have committed, and make
+        later ones wait for this transaction, so that a run's events become visible in
+        the order of their ids: a follower reading the events above the last id it saw
+        then never passes over one. Called just before the events are inserted."""
 
     @abstractmethod
     def insert(self, table: Any) -> Any:
@@ -212,9 +213,9 @@ class SQLiteBackend(Backend):
         # UPDATE … WHERE key IN (SELECT … LIMIT n) before any other claimer reads.
         return key.in_(candidates)
 
-    def in_journal_order(self, rows: sa.Select[Any], run_id: Any) -> sa.Select[Any]:
+    def take_journal_turn(self, connection: Connection, run_ids: Iterable[uuid.UUID]) -> None:
         # One writer at a time (BEGIN IMMEDIATE): ids are drawn and committed in order.
-        return rows
+        return None
 
     def insert(self, table: Any) -> Any:
         return sqlite.insert(table)
@@ -245,6 +246,15 @@ class SQLiteBackend(Backend):
         return StoreUnavailableError
 
 
+# A transaction-scoped advisory lock on one run's journal. The two-key form's keys never
+# collide with the one-key migration lock; the first key says "journal" ("jrnl").
+_JOURNAL_LOCK = sa.select(
+    sa.func.pg_advisory_xact_lock(
+        sa.literal(0x6A72_6E6C, sa.Integer),
+        sa.func.hashtext(sa.cast(sa.bindparam("run_id", type_=sa.Uuid()), sa.Text)),
+    )
+)
+
 # PostgreSQL SQLSTATE classes (https://www.postgresql.org/docs/current/errcodes-appendix.html)
 _POSTGRES_ERRORS: dict[str, type[AgentStoreError]] = {
     "23505": ConflictError,  # unique_violation
@@ -263,9 +273,6 @@ class PostgresBackend(Backend):
     migrations_tree = "cloud"
     # Any constant works; it only has to be the same in every process that migrates.
     migration_lock_key = 0x6167_656E_7473  # "agents"
-    # The first key of the journal's two-key advisory locks (the second is the run's
-    # hash); two-key locks never collide with the one-key migration lock.
-    journal_lock_class = 0x6A72_6E6C  # "jrnl"
 
     #: A pooled connection idle for longer than this is pinged before use.
     ping_after_idle_seconds = 5.0
@@ -339,14 +346,13 @@ class PostgresBackend(Backend):
         )
         return key.in_(sa.select(chosen.c[0]))
 
-    def in_journal_order(self, rows: sa.Select[Any], run_id: Any) -> sa.Select[Any]:
+    def take_journal_turn(self, connection: Connection, run_ids: Iterable[uuid.UUID]) -> None:
         # An event's id is drawn from a sequence when it is written but seen only when
-        # its transaction commits, so two writers to one run can commit out of id order.
-        # A lock per run, taken before the id is drawn and held until commit, keeps
-        # them in order. The MATERIALIZED CTE is evaluated before the row it feeds.
-        key = sa.func.hashtext(sa.cast(run_id, sa.Text))
-        lock = sa.select(sa.func.pg_advisory_xact_lock(self.journal_lock_class, key))
-        return rows.select_from(lock.cte("journal_lock").prefix_with("MATERIALIZED"))
+        # its transaction commits, so two writers to one run could commit out of id
+        # order. A lock per run, held until commit, makes them take turns; runs are
+        # locked in one order, so that writers to several runs cannot deadlock.
+        for run_id in sorted(set(run_ids)):
+            connection.execute(_JOURNAL_LOCK, {"run_id": run_id})
 
     def insert(self, table: Any) -> Any:
         return postgresql.insert(table)

@@ -15,23 +15,8 @@ from agentstore.errors import NotFoundError
 from agentstore.models import Event, Run, core_table
 from agentstore.models.base import utcnow
 
-EVENTS = core_table(Event)
-EVENT_FIELDS = ("run_id", "ts", "source", "kind", "message", "payload")
-_JOURNAL_INSERTS: dict[str, sa.Insert] = {}
-
-
-def journal_insert(backend: Backend) -> sa.Insert:
-    """The INSERT of one event (bound parameters named as ``EVENT_FIELDS``) that keeps
-    each run's events visible in id order. Built once per database: the journal is
-    appended to on every step of a run."""
-    statement = _JOURNAL_INSERTS.get(backend.name)
-    if statement is None:
-        values = [sa.bindparam(name, type_=EVENTS.c[name].type) for name in EVENT_FIELDS]
-        rows = backend.in_journal_order(sa.select(*values), values[0])
-        statement = _JOURNAL_INSERTS[backend.name] = sa.insert(EVENTS).from_select(
-            EVENT_FIELDS, rows
-        )
-    return statement
+# Built once: the journal is appended to on every step of a run.
+INSERT_EVENTS = sa.insert(core_table(Event))
 
 
 def require_run(connection: Connection, run_id: uuid.UUID, *, lock: bool = False) -> None:
@@ -51,10 +36,9 @@ def insert_events(
     Events written together happen in one transaction, so they share one timestamp."""
     now = utcnow()
     rows = [{"payload": {}, **event, "ts": now} for event in events]
-    # Runs in one order, so that writers to several runs take their locks alike.
-    rows.sort(key=lambda row: row["run_id"])
     if rows:
-        connection.execute(journal_insert(backend), rows)
+        backend.take_journal_turn(connection, (row["run_id"] for row in rows))
+        connection.execute(INSERT_EVENTS, rows)
 
 
 def latest_oldest_first(

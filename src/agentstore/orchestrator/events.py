@@ -14,8 +14,7 @@ import sqlalchemy as sa
 from agentstore import validation
 from agentstore.boundary import Transactions
 from agentstore.models import Event
-from agentstore.models.base import utcnow
-from agentstore.orchestrator.common import insert_events, journal_insert, latest_oldest_first
+from agentstore.orchestrator.common import INSERT_EVENTS, insert_events, latest_oldest_first
 from agentstore.records import from_row
 
 EVENT_COLUMNS = tuple(Event.__table__.c)
@@ -62,14 +61,15 @@ class EventRepository:
 
     def __init__(self, transactions: Transactions) -> None:
         self._tx = transactions
-        self._add_one = journal_insert(transactions.backend).returning(*EVENT_COLUMNS)
+        self._add_one = INSERT_EVENTS.returning(*EVENT_COLUMNS)
 
     def add(
         self, run_id: uuid.UUID, source: str, kind: str, message: str, payload: Any = None
     ) -> EventRecord:
         """Append one event. Raises ``NotFoundError`` (no such run), ``ValidationError``."""
-        values = {**_checked(NewEvent(run_id, source, kind, message, payload)), "ts": utcnow()}
+        values = _checked(NewEvent(run_id, source, kind, message, payload))
         with self._tx.write() as connection:
+            self._tx.backend.take_journal_turn(connection, [run_id])
             row = connection.execute(self._add_one, values).one()
             return EventRecord.from_row(row)
 
