@@ -94,7 +94,7 @@ class EventRepository:
     ) -> builtins.list[EventRecord]:
         """Events of the run with ids above ``after_id``, oldest first: pass the last id
         seen to follow a run. A run's events become visible in the order of their ids
-        (its journal writers take turns; see ``Backend.in_journal_order``), so a follower
+        (its journal writers take turns; see ``Backend.take_journal_turn``), so a follower
         never passes over one."""
         validation.positive_int(limit, "limit", maximum=10_000)
         validation.positive_int(after_id, "after_id", minimum=0)
