@@ -42,13 +42,16 @@ def require_aware(value: datetime, name: str = "datetime") -> datetime:
 
 
 class _SQLiteDateTime(sqlite.DATETIME):
-    """SQLite's DATETIME, its text written by ``datetime.isoformat`` (in C) instead of
-    SQLAlchemy's %-formatting: the same "YYYY-MM-DD HH:MM:SS.ffffff" in about half the
-    time, which counts since every row written binds a timestamp or two."""
+    """SQLite's DATETIME for an aware UTC datetime, stored as naive UTC text written by
+    ``datetime.isoformat`` (in C) instead of SQLAlchemy's %-formatting: the same
+    "YYYY-MM-DD HH:MM:SS.ffffff" in about half the time, which counts since every row
+    written binds a timestamp or two."""
 
     def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], str | None]:
         def process(value: datetime | None) -> str | None:
-            return None if value is None else value.isoformat(" ", "microseconds")
+            if value is None:
+                return None
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
         return process
 
@@ -70,10 +73,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return dialect.type_descriptor(self.impl)
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        aware = require_aware(value)
-        return aware.replace(tzinfo=None) if dialect.name == "sqlite" else aware
+        return None if value is None else require_aware(value)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
