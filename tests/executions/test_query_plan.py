@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql
 from agentstore import AgentStore, ExecutionQuery
 from agentstore.executions.query import page_statement
 from tests.executions.conftest import seed
+from tests.support.plans import plan_of, statements_run_by
 
 
 def explain(store: AgentStore, query: ExecutionQuery) -> str:
@@ -84,18 +85,11 @@ def test_meta_reaches_tool_calls_through_the_matching_executions(store: AgentSto
     rng = random.Random(11)
     for scope in range(10):
         seed(store, f"scope-{scope}", 300, rng)
-    seen: list[tuple[str, object]] = []
-    sa.event.listen(
-        store.engine,
-        "before_cursor_execute",
-        lambda _c, _cur, sql, parameters, *_: seen.append((sql, parameters)),
-    )
     # No tool filter: the facet is then the only reader of tool calls.
-    store.executions.meta("scope-7", ExecutionQuery(statuses=["failed"]))
+    query = ExecutionQuery(statuses=["failed"])
+    seen = statements_run_by(store, lambda: store.executions.meta("scope-7", query))
     [(sql, parameters)] = [(sql, p) for sql, p in seen if "execution_tool_calls" in sql]
-    with store.engine.connect() as connection:
-        rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters).all()
-    plan = "\n".join(str(row[-1]) for row in rows)
+    plan = plan_of(store, sql, parameters)
     assert "MATERIALIZE matching" in plan, plan
     assert "ix_execution_tool_calls_scope_id_execution_id" in plan, plan
     assert "ix_execution_tool_calls_scope_id_tool_path" not in plan, plan

@@ -7,31 +7,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import sqlalchemy as sa
-
 from agentstore import AgentStore
 from tests.orchestrator.conftest import drafts
+from tests.support.plans import plan_of, statements_run_by
+
+MINUTE = timedelta(minutes=1)
 
 
 def claim_plan(store: AgentStore) -> str:
     """The plan of the statement a claim across runs runs."""
-    seen: list[tuple[str, object]] = []
-
-    def remember(_conn: object, _cursor: object, sql: str, parameters: object, *_: object) -> None:
-        seen.append((sql, parameters))
-
-    sa.event.listen(store.engine, "before_cursor_execute", remember)
-    try:
-        assert store.tasks.claim_next("w1", lease=timedelta(minutes=1))
-    finally:
-        sa.event.remove(store.engine, "before_cursor_execute", remember)
+    seen = statements_run_by(store, lambda: store.tasks.claim_next("w1", lease=MINUTE))
     [(sql, parameters)] = [
         (sql, p) for sql, p in seen if sql.lstrip().startswith(("UPDATE", "WITH"))
     ]
-    explain = "EXPLAIN" if store.backend.name == "postgresql" else "EXPLAIN QUERY PLAN"
-    with store.engine.connect() as connection:
-        rows = connection.exec_driver_sql(f"{explain} {sql}", parameters).all()  # type: ignore[arg-type]
-    return "\n".join(str(row[-1]) for row in rows)
+    return plan_of(store, sql, parameters)
 
 
 def test_a_claim_across_runs_reads_the_claim_order_index(store: AgentStore) -> None:
