@@ -13,7 +13,7 @@ from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection, Engine
 
-from agentstore.backends import backend_for, resolve_url
+from agentstore.backends import backend_for, create_engine, resolve_url
 from agentstore.models import Base
 from agentstore.schema import VERSION_TABLE, select_tree
 
@@ -53,7 +53,7 @@ if context.is_offline_mode():
 elif isinstance(given, Connection):
     run_on(given)
 else:
-    engine = given or backend.create_engine(url, poolclass=pool.NullPool)
+    engine = given or create_engine(url, poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:
             run_on(connection)

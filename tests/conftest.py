@@ -1,5 +1,6 @@
 """The test harness: every database test runs on SQLite (a real file) and on a real
-PostgreSQL, through the ``db_url`` fixture.
+PostgreSQL, through the ``db_url`` fixture; every repository test runs on both faces too
+(``AgentStore`` and ``AsyncAgentStore``), through the ``store`` fixture.
 
 PostgreSQL comes from ``$AGENTSTORE_TEST_POSTGRES_URL``, else testcontainers (where a Docker
 daemon answers), else a throwaway server from the local binaries. Under ``CI=true`` a
@@ -17,9 +18,11 @@ import pytest
 
 from agentstore.store import AgentStore
 from tests.support.databases import PostgresDatabases, SQLiteDatabases
+from tests.support.faces import BlockingStore
 from tests.support.postgres import PostgresUnavailable, postgres_server
 
 DIALECTS = ["sqlite", "postgresql"]
+FACES = ["sync", "async"]
 
 
 @pytest.fixture(scope="session")
@@ -76,23 +79,47 @@ def empty_db_url(databases: Any) -> Iterator[str]:
         databases.drop(url)
 
 
+@pytest.fixture(params=FACES)
+def face(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def store(db_url: str) -> Iterator[AgentStore]:
-    """An ``AgentStore`` on a fresh migrated database of the test's dialect."""
+def store(db_url: str, face: str) -> Iterator[AgentStore]:
+    """The store on a fresh migrated database of the test's dialect, in the test's face:
+    ``AgentStore``, or ``AsyncAgentStore`` awaited call by call (``BlockingStore``)."""
+    opened = AgentStore.open(db_url) if face == "sync" else BlockingStore(db_url)
+    with opened:
+        yield opened  # type: ignore[misc]  # BlockingStore stands in for AgentStore
+
+
+@pytest.fixture
+def sync_store(db_url: str) -> Iterator[AgentStore]:
+    """An ``AgentStore`` (for tests of threads and processes, which the sync face serves)."""
     with AgentStore.open(db_url) as opened:
         yield opened
 
 
+def _labels(nodeid: str) -> set[str]:
+    parameters = nodeid.rpartition("[")[2].rstrip("]")
+    return set(parameters.split("-")) if "[" in nodeid else set()
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Print how many tests passed, failed or were skipped on each dialect."""
-    counts: dict[str, dict[str, int]] = {name: {} for name in DIALECTS}
+    """Print how many tests passed, failed or were skipped on each dialect and face."""
+    counts: dict[str, dict[str, int]] = {}
     for outcome in ("passed", "failed", "error", "skipped"):
         for report in terminalreporter.stats.get(outcome, []):
-            for name in DIALECTS:
-                if f"[{name}" in report.nodeid or f"-{name}]" in report.nodeid:
-                    counts[name][outcome] = counts[name].get(outcome, 0) + 1
+            labels = _labels(report.nodeid)
+            for dialect in DIALECTS:
+                if dialect not in labels:
+                    continue
+                faces = [face for face in FACES if face in labels] or ["-"]
+                key = f"{dialect}/{faces[0]}"
+                counts.setdefault(key, {})
+                counts[key][outcome] = counts[key].get(outcome, 0) + 1
     line = "; ".join(
-        f"{name}: " + (", ".join(f"{n} {o}" for o, n in sorted(c.items())) or "none")
-        for name, c in counts.items()
+        f"{key}: " + ", ".join(f"{n} {o}" for o, n in sorted(c.items()))
+        for key, c in sorted(counts.items())
     )
-    terminalreporter.write_line(f"tests per dialect: {line}")
+    terminalreporter.write_line(f"tests per dialect/face ('-': no face): {line or 'none'}")

@@ -1,7 +1,9 @@
 """agentstore: storage for AI-agent systems, on SQLite (embedded) and PostgreSQL (cloud)."""
 
-from agentstore.backends import DEFAULT_URL, create_engine, resolve_url
+from agentstore.async_store import AsyncAgentStore, AsyncUnit
+from agentstore.backends import DEFAULT_URL, create_async_engine, create_engine, resolve_url
 from agentstore.executions import (
+    AsyncRecorder,
     ChartBucket,
     ExecutionMeta,
     ExecutionPage,
@@ -37,7 +39,8 @@ from agentstore.statuses import (
     TaskStatus,
     ToolCallStatus,
 )
-from agentstore.store import AgentStore
+from agentstore.store import AgentStore, Unit
+from agentstore.validation import Id
 
 __all__ = [
     "DEFAULT_URL",
@@ -46,6 +49,9 @@ __all__ = [
     "ApprovalRecord",
     "ApprovalVerdict",
     "ArtifactRecord",
+    "AsyncAgentStore",
+    "AsyncRecorder",
+    "AsyncUnit",
     "AttemptRecord",
     "AttemptStatus",
     "ChartBucket",
@@ -57,6 +63,7 @@ __all__ = [
     "ExecutionRecord",
     "ExecutionStatus",
     "ExecutionView",
+    "Id",
     "InteractionRecord",
     "InteractionStatus",
     "NewEvent",
@@ -71,6 +78,8 @@ __all__ = [
     "TaskStatus",
     "ToolCallRecord",
     "ToolCallStatus",
+    "Unit",
+    "create_async_engine",
     "create_engine",
     "migrate",
     "resolve_url",

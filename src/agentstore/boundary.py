@@ -1,98 +1,410 @@
-"""Where public calls cross into the database: one transaction per call (or one savepoint
-inside ``store.transaction()``), and the translation of driver errors into
-``agentstore.errors``, so no raw driver exception escapes and a failed call changes nothing.
+"""Where public calls cross into the database.
+
+A face (``AgentStore``, ``AsyncAgentStore``, a unit from ``store.transaction()``, a
+host's connection from ``store.on()``) hands each call to a runner here, which decides
+the transaction around the operation and translates driver errors into
+``agentstore.errors``. The operations themselves (the repositories) only ever see a
+``Connection``. The rule, the same in every face:
+
+- outside a unit, each call is its own transaction: committed when it returns, rolled
+  back when it raises;
+- inside a unit (or on a host's connection), each call runs in a savepoint: a call that
+  raises is undone alone, the transaction stays usable (on PostgreSQL a failed statement
+  never aborts it), and the unit goes on. The unit commits everything that reported
+  success, or raises.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from agentstore.backends import Backend
-from agentstore.errors import AgentStoreError, StoreUnavailableError
+from agentstore.errors import AgentStoreError, StoreUnavailableError, ValidationError
+from agentstore.operations import Repository
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+Repo = TypeVar("Repo", bound=Repository)
+P = ParamSpec("P")
+T = TypeVar("T")
+Operation = Callable[Concatenate[Repo, P], T]
+
+# The units open in this context: (store key, owner) pairs. A context variable, so that
+# it follows an asyncio task or a thread, never leaks to another one (see ``_owner``).
+_OPEN_UNITS: ContextVar[tuple[tuple[int, Hashable], ...]] = ContextVar(
+    "agentstore_open_units", default=()
+)
 
 
-class Transactions:
-    """Hands each call a connection inside a transaction.
+def translate(backend: Backend, exc: sa.exc.SQLAlchemyError) -> AgentStoreError:
+    """``exc`` as an agentstore error, chained to it unless it is one of ours unwrapped."""
+    error = backend.translate(exc)
+    if error is not getattr(exc, "orig", None):
+        error.__cause__ = exc
+    error.__suppress_context__ = True
+    return error
 
-    Outside ``store.transaction()`` every call gets its own transaction, committed when
-    the call returns. Inside it, calls share the thread's transaction and each runs in a
-    savepoint, so a call that fails is undone alone and the caller may go on.
-    """
+
+@contextmanager
+def translated(backend: Backend) -> Iterator[None]:
+    """Re-raise database errors as ``agentstore.errors`` (for the paths that are not hot)."""
+    try:
+        yield
+    except AgentStoreError:
+        raise
+    except sa.exc.SQLAlchemyError as exc:
+        raise translate(backend, exc) from None
+
+
+def in_transaction(
+    connection: Connection,
+    backend: Backend,
+    read_only: bool,
+    repository: type[Repo],
+    operation: Operation[Repo, P, T],
+    args: Any,
+    kwargs: Any,
+) -> T:
+    """Run one operation in a transaction of its own on ``connection``."""
+    if read_only:
+        connection.execution_options(**backend.read_only_options)
+    with connection.begin():
+        return operation(repository(connection, backend), *args, **kwargs)
+
+
+def in_savepoint(
+    connection: Connection,
+    backend: Backend,
+    repository: type[Repo],
+    operation: Operation[Repo, P, T],
+    args: Any,
+    kwargs: Any,
+) -> T:
+    """Run one operation in a savepoint of the transaction ``connection`` is in (or
+    begins: SQLAlchemy's autobegin), so that if it raises it is undone alone."""
+    with connection.begin_nested():
+        return operation(repository(connection, backend), *args, **kwargs)
+
+
+# -- the unit guard ------------------------------------------------------------------
+
+
+def _owner() -> Hashable:
+    """Who is running: the asyncio task, else the thread. A task created inside a unit
+    copies its context (and so the open units) but is another owner."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop in this thread
+        task = None
+    return task if task is not None else threading.get_ident()
+
+
+@contextmanager
+def unit_open(key: int) -> Iterator[None]:
+    """Note that the caller holds a unit of the store ``key`` until the block ends."""
+    token = _OPEN_UNITS.set((*_OPEN_UNITS.get(), (key, _owner())))
+    try:
+        yield
+    finally:
+        _OPEN_UNITS.reset(token)
+
+
+def refuse_write_beside_unit(key: int, name: str) -> None:
+    """A write through the store itself, from a task or thread that holds one of that
+    store's units, would wait for the unit's own locks (SQLite's write lock, PostgreSQL's
+    row locks) while the unit waits for it: refuse it instead of hanging."""
+    units = _OPEN_UNITS.get()
+    if units and (key, _owner()) in units:
+        raise ValidationError(
+            f"{name} was called on the store by a task that holds one of its units, and "
+            "would wait for the unit's own locks: call it through the unit "
+            "(the tx of `with store.transaction() as tx`), or after the block"
+        )
+
+
+# -- sync ----------------------------------------------------------------------------
+
+
+class Calls(ABC):
+    """How a sync face runs an operation (the generated faces call ``read``/``write``)."""
+
+    backend: Backend
+
+    @abstractmethod
+    def read(
+        self,
+        repository: type[Repo],
+        operation: Operation[Repo, P, T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run an operation that only reads."""
+
+    @abstractmethod
+    def write(
+        self,
+        repository: type[Repo],
+        operation: Operation[Repo, P, T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run an operation that writes."""
+
+
+class TransactionPerCall(Calls):
+    """Each call: a pooled connection from ``engine`` and a transaction of its own
+    (read-only for reads)."""
 
     def __init__(self, engine: Engine, backend: Backend) -> None:
         self.engine = engine
         self.backend = backend
-        self._local = threading.local()
+        self.key = id(self)
 
-    def _current(self) -> Connection | None:
-        return getattr(self._local, "connection", None)
+    def read(
+        self,
+        repository: type[Repo],
+        operation: Operation[Repo, P, T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        return self._run(True, repository, operation, args, kwargs)
 
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A transaction shared by every call made in it on this thread; nested use
-        joins the outer one."""
-        current = self._current()
-        if current is not None:
-            yield current
-            return
-        with self.translated(), self.engine.connect() as connection, connection.begin():
-            self._local.connection = connection
-            try:
-                yield connection
-            finally:
-                self._local.connection = None
+    def write(
+        self,
+        repository: type[Repo],
+        operation: Operation[Repo, P, T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        refuse_write_beside_unit(self.key, operation.__qualname__)
+        return self._run(False, repository, operation, args, kwargs)
 
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """The connection for one call that writes."""
-        current = self._current()
-        if current is None:
-            with self.transaction() as connection:
-                yield connection
-            return
-        with self.translated(), current.begin_nested():
-            yield current
-
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
-        """The connection for a call that only reads: one consistent snapshot of the
-        database that never waits for writers. Reads nested in it share the snapshot
-        (how a run snapshot reads through several repositories); nothing may write in it.
-        """
-        current = self._current()
-        if current is not None:
-            yield current
-            return
-        with (
-            self.translated(),
-            self.engine.connect() as connection,
-            connection.execution_options(**self.backend.read_only_options).begin(),
-        ):
-            self._local.connection = connection
-            try:
-                yield connection
-            finally:
-                self._local.connection = None
-
-    @contextmanager
-    def translated(self) -> Iterator[None]:
-        """Re-raise database errors as ``agentstore.errors``."""
+    def _run(
+        self,
+        read_only: bool,
+        repository: type[Repo],
+        operation: Operation[Repo, P, T],
+        args: Any,
+        kwargs: Any,
+    ) -> T:
         try:
-            yield
+            with self.engine.connect() as connection:
+                return in_transaction(
+                    connection, self.backend, read_only, repository, operation, args, kwargs
+                )
         except AgentStoreError:
             raise
-        except sa.exc.StatementError as exc:
-            # Our own types raise ValidationError while binding parameters; SQLAlchemy
-            # wraps it. Hand back the original.
-            if isinstance(exc.orig, AgentStoreError):
-                raise exc.orig from None
-            if isinstance(exc, sa.exc.DBAPIError):
-                raise self.backend.translate_error(exc) from exc
-            raise StoreUnavailableError(f"database call failed: {exc}") from exc
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreUnavailableError(f"database call failed: {exc}") from exc
+            raise translate(self.backend, exc) from None
+
+    @contextmanager
+    def unit(self) -> Iterator[Connection]:
+        """A connection in a transaction of its own, committed when the block ends
+        normally (unless the database has already failed it: then it raises) and rolled
+        back when the block raises."""
+        with translated(self.backend):
+            connection = self.engine.connect()
+        try:
+            with translated(self.backend):
+                connection.begin()
+            with unit_open(self.key):
+                yield connection
+            commit(connection, self.backend)
+        finally:
+            connection.close()  # rolls back whatever was not committed
+
+
+class SavepointPerCall(Calls):
+    """Each call: a savepoint on a connection someone else owns (a unit's, a host's)."""
+
+    def __init__(self, connection: Connection, backend: Backend) -> None:
+        self.connection = connection
+        self.backend = backend
+        self._lock = threading.Lock()  # a Connection is not for two threads at once
+
+    def read(
+        self,
+        repository: type[Repo],
+        operation: Operation[Repo, P, T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        return self.write(repository, operation, *args, **kwargs)
+
+    def write(
+        self,
+        repository: type[Repo],
+        operation: Operation[Repo, P, T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        try:
+            with self._lock:
+                return in_savepoint(
+                    self.connection, self.backend, repository, operation, args, kwargs
+                )
+        except AgentStoreError:
+            raise
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate(self.backend, exc) from None
+
+
+def commit(connection: Connection, backend: Backend) -> None:
+    """Commit a unit, refusing to when the database has already failed its transaction
+    (a COMMIT would then roll it back and report nothing)."""
+    with translated(backend):
+        if backend.transaction_aborted(connection):
+            raise StoreUnavailableError(
+                "the transaction was failed by the database before it ended; "
+                "nothing of it was committed"
+            )
+        connection.commit()
+
+
+# -- asyncio -------------------------------------------------------------------------
+
+
+class AsyncCalls(ABC):
+    """How an asyncio face runs an operation: the same operations as the sync faces, run
+    on the sync side of an ``AsyncConnection`` (``run_sync``) with the native async driver
+    underneath."""
+
+    backend: Backend
+
+    @abstractmethod
+    async def read(
+        self,
+        repository: type[Repo],
+        operation: Operation[Repo, P, T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run an operation that only reads."""
+
+    @abstractmethod
+    async def write(
+        self,
+        repository: type[Repo],
+        operation: Operation[Repo, P, T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run an operation that writes."""
+
+
+class AsyncTransactionPerCall(AsyncCalls):
+    """Each call: a pooled connection from ``engine`` and a transaction of its own."""
+
+    def __init__(self, engine: AsyncEngine, backend: Backend) -> None:
+        self.engine = engine
+        self.backend = backend
+        self.key = id(self)
+
+    async def read(
+        self,
+        repository: type[Repo],
+        operation: Operation[Repo, P, T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        return await self._run(True, repository, operation, args, kwargs)
+
+    async def write(
+        self,
+        repository: type[Repo],
+        operation: Operation[Repo, P, T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        refuse_write_beside_unit(self.key, operation.__qualname__)
+        return await self._run(False, repository, operation, args, kwargs)
+
+    async def _run(
+        self,
+        read_only: bool,
+        repository: type[Repo],
+        operation: Operation[Repo, P, T],
+        args: Any,
+        kwargs: Any,
+    ) -> T:
+        try:
+            async with self.engine.connect() as connection:
+                return await connection.run_sync(
+                    in_transaction, self.backend, read_only, repository, operation, args, kwargs
+                )
+        except AgentStoreError:
+            raise
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate(self.backend, exc) from None
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[AsyncConnection]:
+        """As ``TransactionPerCall.unit``."""
+        with translated(self.backend):
+            connection = await self.engine.connect()
+        try:
+            with translated(self.backend):
+                await connection.begin()
+            with unit_open(self.key):
+                yield connection
+            await connection.run_sync(commit, self.backend)
+        finally:
+            await connection.close()
+
+
+class AsyncSavepointPerCall(AsyncCalls):
+    """Each call: a savepoint on an ``AsyncConnection`` someone else owns."""
+
+    def __init__(self, connection: AsyncConnection, backend: Backend) -> None:
+        self.connection = connection
+        self.backend = backend
+        # Calls from several tasks on one unit take turns: their savepoints would nest.
+        self._lock = asyncio.Lock()
+
+    async def read(
+        self,
+        repository: type[Repo],
+        operation: Operation[Repo, P, T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        return await self.write(repository, operation, *args, **kwargs)
+
+    async def write(
+        self,
+        repository: type[Repo],
+        operation: Operation[Repo, P, T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        try:
+            async with self._lock:
+                return await self.connection.run_sync(
+                    in_savepoint, self.backend, repository, operation, args, kwargs
+                )
+        except AgentStoreError:
+            raise
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate(self.backend, exc) from None

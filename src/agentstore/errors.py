@@ -1,7 +1,9 @@
 """The one error hierarchy of agentstore.
 
-Every public call raises these and only these: raw driver exceptions are translated at the
-boundary (see ``agentstore.boundary``), and a call that raises leaves the database unchanged.
+Every public call, in every face (sync, asyncio, host-owned), inside a transaction or
+not, raises these and only these: driver exceptions are translated where a call crosses
+into the database (see ``agentstore.boundary``), and a call that raises leaves the
+database as it was before the call.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ class AgentStoreError(Exception):
 
 class ValidationError(AgentStoreError, ValueError):
     """The input was refused before anything was written: a bad status, a naive datetime,
-    a payload that is not JSON, an empty required text, an over-long field, a bad cursor."""
+    a payload that is not JSON, an empty required text, an over-long field, a bad cursor,
+    a malformed id, an argument of the wrong type, or a call made the wrong way."""
 
 
 class NotFoundError(AgentStoreError, LookupError):
@@ -34,8 +37,23 @@ class StaleClaimError(AgentStoreError):
 
 
 class UnsupportedDatabaseError(AgentStoreError):
-    """The database URL names a backend or a version agentstore cannot run on."""
+    """The database URL, driver or engine is one agentstore cannot run on."""
+
+
+class NotMigratedError(AgentStoreError):
+    """The database lacks agentstore's tables (or has an older schema): run
+    ``agentstore db upgrade`` (or ``store.migrate()``)."""
 
 
 class StoreUnavailableError(AgentStoreError):
-    """The database could not be reached, or kept timing out, or is not migrated."""
+    """The database could not be reached or answered with a failure: the connection was
+    lost, a timeout, a lock that could not be had, a deadlock.
+
+    ``retryable`` says whether the same call may succeed if made again (the cause was
+    transient: a lost connection, a busy database, a deadlock), as opposed to a failure
+    that will repeat (a refused login, a missing database file).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable

@@ -16,10 +16,17 @@ from alembic.script.revision import RevisionMap
 from sqlalchemy import pool
 from sqlalchemy.engine import URL
 
-from agentstore.backends import Backend, backend_for, resolve_url
+from agentstore.backends import Backend, backend_for, create_engine, resolve_url
 
-# Shipped inside the package (the wheel carries it), so this works from an install too.
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+def _migrations_dir() -> Path:
+    """Inside the package in an installed wheel; the checkout's ``migrations/`` when the
+    package runs from the source tree (a development install)."""
+    packaged = Path(__file__).resolve().parent / "migrations"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "migrations"
+
+
+MIGRATIONS_DIR = _migrations_dir()
 VERSION_TABLE = "agentstore_alembic_version"
 
 
@@ -43,10 +50,12 @@ def alembic_config(url: str | URL | None = None) -> Config:
     """An Alembic config for ``url`` (see ``resolve_url``) that needs no ``alembic.ini``
     and names its tree up front."""
     resolved = resolve_url(url)
+    backend = backend_for(resolved)
+    resolved = backend.sync_url(resolved)  # Alembic runs on the sync driver
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("path_separator", "os")
-    config.set_main_option("version_locations", str(tree_path(backend_for(resolved))))
+    config.set_main_option("version_locations", str(tree_path(backend)))
     config.attributes["url"] = resolved
     return config
 
@@ -55,9 +64,7 @@ def revisions(url: str | URL | None = None) -> tuple[set[str], set[str]]:
     """The database's current revisions and the head revisions of its tree."""
     config = alembic_config(url)
     heads = set(ScriptDirectory.from_config(config).get_heads())
-    engine = backend_for(config.attributes["url"]).create_engine(
-        config.attributes["url"], poolclass=pool.NullPool
-    )
+    engine = create_engine(config.attributes["url"], poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})

@@ -1,4 +1,6 @@
-"""``AgentStore``: the entry point. It owns the engine and hands out the repositories."""
+"""``AgentStore``: the sync face. It owns an engine and hands out the repositories' faces:
+each call on the store is its own transaction; ``store.transaction()`` groups calls in
+one; ``store.on(connection)`` puts them in a transaction the host owns."""
 
 from __future__ import annotations
 
@@ -6,56 +8,75 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
 
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 
-from agentstore.backends import backend_for, create_engine
-from agentstore.boundary import Transactions
-from agentstore.executions import ExecutionRepository
-from agentstore.orchestrator import (
-    AgentRepository,
-    ApprovalRepository,
-    ArtifactRepository,
-    AttemptRepository,
-    CheckpointRepository,
-    EventRepository,
-    RunRepository,
-    SnapshotReader,
-    TaskRepository,
+from agentstore.backends import CONFIGURED, Backend, backend_for, configure, create_engine
+from agentstore.boundary import Calls, SavepointPerCall, TransactionPerCall, translated
+from agentstore.errors import UnsupportedDatabaseError, ValidationError
+from agentstore.faces import (
+    Agents,
+    Approvals,
+    Artifacts,
+    Attempts,
+    Checkpoints,
+    Events,
+    Executions,
+    Runs,
+    Tasks,
 )
 from agentstore.schema import migrate
 
 
-class AgentStore:
-    """Storage for orchestrator runs and execution history.
+class Faces:
+    """Every aggregate's face, each call run by ``calls``."""
 
-    Every repository call is its own transaction unless it runs inside
-    ``store.transaction()``. Calls return immutable records, never live ORM objects.
-    One store may be shared by many threads.
+    def __init__(self, calls: Calls) -> None:
+        self.runs = Runs(calls)
+        self.agents = Agents(calls)
+        self.tasks = Tasks(calls)
+        self.attempts = Attempts(calls)
+        self.events = Events(calls)
+        self.artifacts = Artifacts(calls)
+        self.approvals = Approvals(calls)
+        self.checkpoints = Checkpoints(calls)
+        self.executions = Executions(calls)
+
+
+class Unit(Faces):
+    """Calls that share one transaction on one connection: ``tx.tasks.complete(...)``.
+
+    Each call runs in a savepoint: a call that raises is undone alone and the unit goes
+    on (on PostgreSQL a failed statement never aborts the transaction). The unit's owner
+    commits what reported success, or rolls it all back. One thread (or asyncio task)
+    at a time; ``connection`` is there for the host's own statements in the same
+    transaction.
+    """
+
+    def __init__(self, connection: Connection, backend: Backend) -> None:
+        super().__init__(SavepointPerCall(connection, backend))
+        self.connection = connection
+
+
+class AgentStore(Faces):
+    """Storage for orchestrator runs and execution history (sync).
+
+    Every call on the store is its own transaction; ``with store.transaction() as tx``
+    groups calls into one. Calls return immutable records, never live ORM objects. One
+    store may be shared by many threads.
     """
 
     def __init__(self, engine: Engine) -> None:
+        """Use ``engine`` (see ``AgentStore.open`` for one made from a URL). An engine made
+        elsewhere gets agentstore's connection settings attached."""
+        if not isinstance(engine, Engine):
+            raise UnsupportedDatabaseError(
+                f"AgentStore takes a sync Engine, got {type(engine).__name__} "
+                "(for an AsyncEngine, use AsyncAgentStore)"
+            )
         self.engine = engine
-        self.backend = backend_for(engine.url)
-        self._transactions = tx = Transactions(engine, self.backend)
-        self.agents = AgentRepository(tx, self.backend)
-        self.tasks = TaskRepository(tx, self.backend)
-        self.attempts = AttemptRepository(tx)
-        self.events = EventRepository(tx)
-        self.artifacts = ArtifactRepository(tx)
-        self.approvals = ApprovalRepository(tx)
-        self.checkpoints = CheckpointRepository(tx)
-        snapshots = SnapshotReader(
-            tx,
-            agents=self.agents,
-            tasks=self.tasks,
-            attempts=self.attempts,
-            events=self.events,
-            approvals=self.approvals,
-            artifacts=self.artifacts,
-            checkpoints=self.checkpoints,
-        )
-        self.runs = snapshots.runs = RunRepository(tx, snapshots)
-        self.executions = ExecutionRepository(tx, self.backend)
+        self.backend = configure(engine)
+        self._calls = TransactionPerCall(engine, self.backend)
+        super().__init__(self._calls)
 
     @classmethod
     def open(cls, url: str | URL | None = None) -> AgentStore:
@@ -68,14 +89,23 @@ class AgentStore:
         migrate(self.engine.url)
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Group several calls into one transaction: all of them happen, or none.
-
-        A call that raises inside the block is undone on its own (it runs in a
-        savepoint); an exception that leaves the block rolls everything back.
+    def transaction(self) -> Iterator[Unit]:
+        """``with store.transaction() as tx:`` — the calls made through ``tx`` share one
+        transaction, committed when the block ends and rolled back if an exception
+        leaves it. A call through ``tx`` that raises is undone alone (see ``Unit``).
+        Raises ``StoreUnavailableError`` if the commit fails; nothing is then committed.
         """
-        with self._transactions.transaction():
-            yield
+        with self._calls.unit() as connection:
+            yield Unit(connection, self.backend)
+
+    def on(self, connection: Connection) -> Unit:
+        """The repositories bound to a connection the host opened, inside the host's
+        transaction: agentstore neither begins nor commits it (SQLAlchemy begins it on
+        first use if the host has not). The host commits, and our writes are there; it
+        rolls back, and none are. The connection must come from an engine agentstore
+        configured (``store.engine``, or one given to ``AgentStore(engine)``)."""
+        require_configured(connection, Connection, self.backend)
+        return Unit(connection, self.backend)
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -91,3 +121,23 @@ class AgentStore:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def require_configured(connection: object, kind: type, backend: Backend) -> None:
+    """Refuse a host's connection agentstore cannot work on: not a ``kind`` (a sync or
+    an asyncio Connection), another database, or opened without agentstore's settings."""
+    if not isinstance(connection, kind):
+        raise ValidationError(f"on() takes a {kind.__name__}, got {type(connection).__name__}")
+    sync: Connection = getattr(connection, "sync_connection", None) or connection  # type: ignore[assignment]
+    if backend_for(sync.engine.url) is not backend:
+        raise ValidationError(
+            f"on() takes a connection to {backend.name}, not {sync.engine.url.get_backend_name()}"
+        )
+    with translated(backend):
+        configured = sync.connection.info.get(CONFIGURED, False)
+    if not configured:
+        raise UnsupportedDatabaseError(
+            "on() takes a connection opened by an engine agentstore configured "
+            "(store.engine, or an engine given to the store before connecting): this one "
+            "lacks agentstore's connection settings"
+        )

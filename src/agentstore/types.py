@@ -84,7 +84,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class JSONDocument(TypeDecorator[Any]):
-    """A JSON value: JSONB on PostgreSQL, JSON text on SQLite. Python ``None`` is SQL NULL."""
+    """A JSON value: JSONB on PostgreSQL, JSON text on SQLite. Python ``None`` is SQL NULL.
+
+    Values are serialised by ``dumps_json`` whatever the engine's ``json_serializer``, so
+    an engine created by the host (or an async engine) writes the same JSON as ours.
+    """
 
     impl = JSON(none_as_null=True)
     cache_ok = True
@@ -93,6 +97,22 @@ class JSONDocument(TypeDecorator[Any]):
         if dialect.name == "postgresql":
             return dialect.type_descriptor(JSONB(none_as_null=True))
         return dialect.type_descriptor(JSON(none_as_null=True))
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
+        if dialect.name == "postgresql":
+            # psycopg (sync and async) takes a JSONB parameter as a Jsonb wrapper; given
+            # its own dumps, it ignores the serializer set on the connection.
+            from psycopg.types.json import Jsonb
+
+            def to_jsonb(value: Any) -> Any:
+                return None if value is None else Jsonb(value, dumps_json)
+
+            return to_jsonb
+
+        def to_text(value: Any) -> str | None:
+            return None if value is None else dumps_json(value)
+
+        return to_text
 
 
 class SerializedJSON(str):

@@ -4,8 +4,10 @@ anything is written, naming the field."""
 from __future__ import annotations
 
 import functools
+import re
+import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -15,6 +17,8 @@ from agentstore.errors import ValidationError
 from agentstore.types import SerializedJSON, dumps_json, require_aware
 
 E = TypeVar("E", bound=StrEnum)
+#: What every call takes as an id: a ``uuid.UUID`` or its canonical string form.
+Id = uuid.UUID | str
 
 
 def status(value: str, allowed: type[E], name: str = "status") -> E:
@@ -27,7 +31,35 @@ def status(value: str, allowed: type[E], name: str = "status") -> E:
 
 
 def statuses(values: Iterable[str], allowed: type[E], name: str = "status") -> list[E]:
-    return [status(value, allowed, name) for value in values]
+    return [status(value, allowed, name) for value in sequence(values, name)]
+
+
+def sequence(values: Any, name: str) -> list[Any]:
+    """``values`` (a list, tuple or other iterable, but not a single string) as a list."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise ValidationError(f"{name} must be a list, got {type(values).__name__}")
+    return list(values)
+
+
+_CANONICAL_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+
+
+def identifier(value: Any, name: str) -> uuid.UUID:
+    """An id: a ``uuid.UUID``, or its canonical string form (``str(some_uuid)``, in
+    either case). Anything else is a programming error, refused the same way on both
+    databases (PostgreSQL would parse many more spellings; SQLite none)."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
+        return uuid.UUID(value)
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    raise ValidationError(f"{name} must be a UUID or its canonical string form, got {shown}")
+
+
+def optional_identifier(value: Any, name: str) -> uuid.UUID | None:
+    return None if value is None else identifier(value, name)
 
 
 def text(value: Any, column: Column[Any] | Any, *, required: bool = True) -> str:
@@ -58,7 +90,24 @@ def optional_text(value: Any, column: Column[Any] | Any) -> str | None:
 
 
 def aware(value: datetime | None, name: str) -> datetime | None:
-    return None if value is None else require_aware(value, name)
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise ValidationError(f"{name} must be a datetime, got {type(value).__name__}")
+    return require_aware(value, name)
+
+
+def duration(value: Any, name: str) -> timedelta:
+    """A positive ``timedelta``."""
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise ValidationError(f"{name} must be a positive timedelta, got {value!r}")
+    return value
+
+
+def flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 def json_value(value: Any, name: str) -> SerializedJSON | None:
@@ -73,7 +122,14 @@ def json_value(value: Any, name: str) -> SerializedJSON | None:
         raise ValidationError(f"{name}: {exc}") from None
 
 
-def positive_int(value: Any, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+INT4_MAX = 2**31 - 1  # the largest INTEGER PostgreSQL stores (SQLite takes the same)
+
+
+def positive_int(
+    value: Any, name: str, *, minimum: int = 1, maximum: int | None = INT4_MAX
+) -> int:
+    """An integer within bounds (by default, one an INTEGER column holds on both
+    databases: SQLite would take more, PostgreSQL refuse it)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(f"{name} must be an integer, got {value!r}")
     if value < minimum or (maximum is not None and value > maximum):

@@ -1,5 +1,6 @@
 """The wheel carries the migrations: installed in a fresh virtual environment outside
-the repository, the command runs the demo and migrates PostgreSQL."""
+the repository, the command runs the demo and migrates PostgreSQL, and the asyncio face
+(the asyncio extra) migrates and writes."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def test_an_installed_wheel_runs_the_demo_and_migrates_postgres(
         bin_dir / "pip",
         "install",
         "--quiet",
-        f"agentstore[postgres] @ {wheel.as_uri()}",
+        f"agentstore[postgres,asyncio] @ {wheel.as_uri()}",
         cwd=tmp_path,
     )
 
@@ -52,3 +53,16 @@ def test_an_installed_wheel_runs_the_demo_and_migrates_postgres(
     assert "at head" in check.stdout
     migrate = "import agentstore, sys; agentstore.migrate(sys.argv[1])"
     run(bin_dir / "python", "-c", migrate, f"sqlite:///{workdir / 'api.db'}", cwd=workdir)
+
+    asynchronous = (
+        "import asyncio, sys\n"
+        "from agentstore import AsyncAgentStore\n"
+        "async def main():\n"
+        "    async with AsyncAgentStore.open(sys.argv[1]) as store:\n"
+        "        await store.migrate()\n"
+        "        print((await store.runs.create('from the wheel', '/r')).status)\n"
+        "asyncio.run(main())\n"
+    )
+    for target in (f"sqlite:///{workdir / 'async.db'}", postgresql_databases.empty()):  # type: ignore[attr-defined]
+        created = run(bin_dir / "python", "-c", asynchronous, target, cwd=workdir)
+        assert created.stdout.strip() == "planning"

@@ -11,7 +11,6 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from agentstore import AgentStore, ExecutionQuery
@@ -56,13 +55,12 @@ def test_listing_and_meta_are_planned_for_their_parameters(store: AgentStore) ->
     # A generic plan (what PostgreSQL may switch to once psycopg prepares a statement
     # run five times) sorted every match of the benchmark's three-filter listing, and
     # parallel workers made the all-scopes created_at index look cheapest.
-    seen: list[str] = []
-    sa.event.listen(
-        store.engine, "before_cursor_execute", lambda _c, _cur, sql, *_: seen.append(sql)
-    )
-    for _ in range(7):
-        store.executions.list("scope-1", ExecutionQuery(statuses=["failed"]))
-        store.executions.meta("scope-1", ExecutionQuery(statuses=["failed"]))
+    def list_and_meta() -> None:
+        for _ in range(7):
+            store.executions.list("scope-1", ExecutionQuery(statuses=["failed"]))
+            store.executions.meta("scope-1", ExecutionQuery(statuses=["failed"]))
+
+    seen = [sql for sql, _ in statements_run_by(store, list_and_meta)]
     settings_at = [i for i, sql in enumerate(seen) if "plan_cache_mode" in sql]
     assert len(settings_at) == 14  # once per read transaction, before its first read
     assert settings_at[0] == 0

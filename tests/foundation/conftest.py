@@ -1,5 +1,5 @@
-"""Fixtures for the foundation tests: a raw engine and the transaction boundary on a fresh
-migrated database of each dialect, and a helper to insert a run."""
+"""Fixtures for the foundation tests: a configured engine on a fresh migrated database of
+each dialect, and a helper to insert a run through the library's error translation."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 import agentstore
 from agentstore.backends import backend_for
-from agentstore.boundary import Transactions
+from agentstore.boundary import translated
 from agentstore.models import Run
 
 
@@ -23,12 +23,7 @@ def engine(db_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def transactions(engine: Engine) -> Transactions:
-    return Transactions(engine, backend_for(engine.url))
-
-
-def insert_run(transactions: Transactions, **values: object) -> uuid.UUID:
+def insert_run(engine: Engine, **values: object) -> uuid.UUID:
     row = {"goal": "g", "repo_path": "/r", "status": "planning", **values}
-    with transactions.write() as connection:
+    with translated(backend_for(engine.url)), engine.begin() as connection:
         return connection.execute(sa.insert(Run).values(row).returning(Run.id)).scalar_one()

@@ -12,9 +12,10 @@ import sqlalchemy as sa
 
 import agentstore
 from agentstore import AgentStore
-from agentstore.backends import PostgresBackend, resolve_url
+from agentstore.backends import resolve_url
 from agentstore.errors import StoreUnavailableError, UnsupportedDatabaseError
 from agentstore.models import AgentState
+from tests.support.postgres import kill_connections
 
 
 def test_sqlite_connections_use_wal_foreign_keys_busy_timeout_and_normal_sync(
@@ -67,23 +68,10 @@ def test_postgres_uses_read_committed(postgresql_databases: object) -> None:
     engine.dispose()
 
 
-def kill_connections(url: str) -> int:
-    """Terminate every server connection to the database of ``url`` (as a restart does)."""
-    admin = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    with admin.connect() as connection:
-        killed = connection.exec_driver_sql(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND backend_type = 'client backend'"  # not autovacuum, which may visit
-        ).scalar_one()
-    admin.dispose()
-    return int(killed)
-
-
 def test_a_dead_idle_postgres_connection_is_replaced_unseen(
     postgresql_databases: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(PostgresBackend, "ping_after_idle_seconds", 0.0)
+    monkeypatch.setattr(agentstore.backends.postgresql, "PING_AFTER_IDLE_SECONDS", 0.0)
     url = postgresql_databases.migrated()  # type: ignore[attr-defined]
     with AgentStore.open(url) as store:
         run = store.runs.create("survive a restart", "/r")

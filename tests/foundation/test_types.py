@@ -11,45 +11,47 @@ import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Engine
 
-from agentstore.boundary import Transactions
+from agentstore.backends import backend_for
+from agentstore.boundary import translated
 from agentstore.errors import ValidationError
 from agentstore.models import Checkpoint, Run
 from agentstore.types import UTCDateTime, uuid7
 from tests.foundation.conftest import insert_run
 
 
-def test_a_naive_datetime_is_refused_with_a_validation_error(transactions: Transactions) -> None:
+def test_a_naive_datetime_is_refused_with_a_validation_error(engine: Engine) -> None:
     with pytest.raises(ValidationError, match="timezone-aware"):
-        insert_run(transactions, created_at=datetime(2026, 1, 1, 12, 0))
+        insert_run(engine, created_at=datetime(2026, 1, 1, 12, 0))
 
 
-def test_a_refused_write_leaves_nothing_behind(transactions: Transactions) -> None:
+def test_a_refused_write_leaves_nothing_behind(engine: Engine) -> None:
     with pytest.raises(ValidationError):
-        insert_run(transactions, created_at=datetime(2026, 1, 1, 12, 0))
-    with transactions.read() as connection:
+        insert_run(engine, created_at=datetime(2026, 1, 1, 12, 0))
+    with engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(Run)).scalar() == 0
 
 
 def test_timestamps_come_back_aware_utc_and_equal_to_what_was_stored(
-    transactions: Transactions,
+    engine: Engine,
 ) -> None:
     plus_five = timezone(timedelta(hours=5, minutes=30))
     stored = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=plus_five)
-    run_id = insert_run(transactions, created_at=stored)
-    with transactions.read() as connection:
+    run_id = insert_run(engine, created_at=stored)
+    with engine.connect() as connection:
         loaded = connection.execute(sa.select(Run.created_at).where(Run.id == run_id)).scalar_one()
     assert loaded == stored
     assert loaded.tzinfo is UTC
     assert loaded.utcoffset() == timedelta(0)
 
 
-def test_timestamps_sort_by_instant_across_zones(transactions: Transactions) -> None:
+def test_timestamps_sort_by_instant_across_zones(engine: Engine) -> None:
     early = datetime(2026, 1, 1, 23, 0, tzinfo=timezone(timedelta(hours=-5)))  # 04:00 UTC
     late = datetime(2026, 1, 2, 5, 0, tzinfo=timezone(timedelta(hours=+0)))  # 05:00 UTC
-    insert_run(transactions, goal="late", created_at=late)
-    insert_run(transactions, goal="early", created_at=early)
-    with transactions.read() as connection:
+    insert_run(engine, goal="late", created_at=late)
+    insert_run(engine, goal="early", created_at=early)
+    with engine.connect() as connection:
         goals = connection.execute(sa.select(Run.goal).order_by(Run.created_at)).scalars().all()
     assert goals == ["early", "late"]
 
@@ -64,15 +66,15 @@ def test_timestamps_sort_by_instant_across_zones(transactions: Transactions) -> 
         {},
     ],
 )
-def test_json_round_trips(transactions: Transactions, payload: object) -> None:
-    run_id = insert_run(transactions)
-    with transactions.write() as connection:
+def test_json_round_trips(engine: Engine, payload: object) -> None:
+    run_id = insert_run(engine)
+    with engine.begin() as connection:
         checkpoint_id = connection.execute(
             sa.insert(Checkpoint)
             .values(run_id=run_id, status="running", payload=payload)
             .returning(Checkpoint.id)
         ).scalar_one()
-    with transactions.read() as connection:
+    with engine.connect() as connection:
         loaded = connection.execute(
             sa.select(Checkpoint.payload).where(Checkpoint.id == checkpoint_id)
         ).scalar_one()
@@ -80,9 +82,13 @@ def test_json_round_trips(transactions: Transactions, payload: object) -> None:
 
 
 @pytest.mark.parametrize("bad", [{"when": datetime.now(UTC)}, {"nan": float("nan")}, {1: object()}])
-def test_a_payload_that_is_not_json_is_refused(transactions: Transactions, bad: object) -> None:
-    run_id = insert_run(transactions)
-    with pytest.raises(ValidationError, match="JSON"), transactions.write() as connection:
+def test_a_payload_that_is_not_json_is_refused(engine: Engine, bad: object) -> None:
+    run_id = insert_run(engine)
+    with (
+        pytest.raises(ValidationError, match="JSON"),
+        translated(backend_for(engine.url)),
+        engine.begin() as connection,
+    ):
         connection.execute(
             sa.insert(Checkpoint).values(run_id=run_id, status="running", payload=bad)
         )
@@ -96,8 +102,8 @@ def test_generated_ids_are_uuid_version_7_and_time_ordered() -> None:
     assert timestamps == sorted(timestamps)
 
 
-def test_ids_are_native_uuids_in_the_database(transactions: Transactions) -> None:
-    run_id = insert_run(transactions)
+def test_ids_are_native_uuids_in_the_database(engine: Engine) -> None:
+    run_id = insert_run(engine)
     assert isinstance(run_id, uuid.UUID)
     assert run_id.version == 7
 

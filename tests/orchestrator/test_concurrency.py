@@ -27,6 +27,12 @@ pytestmark = pytest.mark.slow
 SPAWN = multiprocessing.get_context("spawn")
 
 
+@pytest.fixture
+def store(sync_store: AgentStore) -> AgentStore:
+    """The worker processes use the sync face, and so does the test's own side."""
+    return sync_store
+
+
 def start_workers(
     db_url: str, run: RunRecord, count: int, limit: int, stop: object = None
 ) -> tuple[list[multiprocessing.process.BaseProcess], object]:

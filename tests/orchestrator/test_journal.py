@@ -110,9 +110,9 @@ def test_checkpoints(store: AgentStore, run: RunRecord) -> None:
 
 
 def test_a_transaction_commits_its_calls_together(store: AgentStore, run: RunRecord) -> None:
-    with store.transaction():
-        store.events.add(run.id, "s", "k", "one")
-        store.runs.increment_cycle(run.id)
+    with store.transaction() as tx:
+        tx.events.add(run.id, "s", "k", "one")
+        tx.runs.increment_cycle(run.id)
     assert store.runs.get(run.id).cycle_count == 1
     assert len(store.events.list(run.id)) == 2
 
@@ -120,9 +120,9 @@ def test_a_transaction_commits_its_calls_together(store: AgentStore, run: RunRec
 def test_an_exception_leaving_a_transaction_rolls_everything_back(
     store: AgentStore, run: RunRecord
 ) -> None:
-    with pytest.raises(RuntimeError), store.transaction():
-        store.events.add(run.id, "s", "k", "one")
-        store.runs.increment_cycle(run.id)
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.events.add(run.id, "s", "k", "one")
+        tx.runs.increment_cycle(run.id)
         raise RuntimeError("caller changed its mind")
     assert store.runs.get(run.id).cycle_count == 0
     assert len(store.events.list(run.id)) == 1
@@ -131,16 +131,18 @@ def test_an_exception_leaving_a_transaction_rolls_everything_back(
 def test_a_failed_call_inside_a_transaction_is_undone_alone(
     store: AgentStore, run: RunRecord
 ) -> None:
-    with store.transaction():
-        store.events.add(run.id, "s", "k", "kept")
+    with store.transaction() as tx:
+        tx.events.add(run.id, "s", "k", "kept")
         with pytest.raises(NotFoundError):
-            store.events.add(uuid.uuid4(), "s", "k", "refused")
-        store.runs.increment_cycle(run.id)
+            tx.events.add(uuid.uuid4(), "s", "k", "refused")
+        tx.runs.increment_cycle(run.id)
     assert [e.message for e in store.events.list(run.id)][-1] == "kept"
     assert store.runs.get(run.id).cycle_count == 1
 
 
-def test_one_store_serves_many_threads(store: AgentStore, run: RunRecord) -> None:
+def test_one_store_serves_many_threads(sync_store: AgentStore) -> None:
+    store = sync_store
+    run = store.runs.create("threads", "/r")
     errors: list[BaseException] = []
 
     def work(n: int) -> None:
@@ -148,9 +150,9 @@ def test_one_store_serves_many_threads(store: AgentStore, run: RunRecord) -> Non
             for i in range(20):
                 store.events.add(run.id, f"thread-{n}", "tick", str(i))
                 store.agents.save(run.id, f"role-{n % 3}", turns=i)
-                with store.transaction():
-                    store.runs.increment_cycle(run.id)
-                    store.tasks.list(run.id)
+                with store.transaction() as tx:
+                    tx.runs.increment_cycle(run.id)
+                    tx.tasks.list(run.id)
         except BaseException as exc:
             errors.append(exc)
 

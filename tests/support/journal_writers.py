@@ -10,8 +10,8 @@ from agentstore import AgentStore
 
 def write_and_hold(url: str, run_id: str, written: Any, release: Any) -> None:
     """Append an event, then keep its transaction open until ``release``."""
-    with AgentStore.open(url) as store, store.transaction():
-        store.events.add(uuid.UUID(run_id), "worker", "first", "written first, committed last")
+    with AgentStore.open(url) as store, store.transaction() as tx:
+        tx.events.add(uuid.UUID(run_id), "worker", "first", "written first, committed last")
         written.set()
         release.wait(120)
 

@@ -18,11 +18,13 @@ def statements_run_by(store: AgentStore, call: Callable[[], object]) -> list[tup
     def remember(_conn: object, _cursor: object, sql: str, parameters: Any, *_: object) -> None:
         seen.append((sql, parameters))
 
-    sa.event.listen(store.engine, "before_cursor_execute", remember)
+    # The engine the calls run on: an AsyncAgentStore's SQL runs on its sync_engine.
+    engine = getattr(store, "calls_engine", store.engine)
+    sa.event.listen(engine, "before_cursor_execute", remember)
     try:
         call()
     finally:
-        sa.event.remove(store.engine, "before_cursor_execute", remember)
+        sa.event.remove(engine, "before_cursor_execute", remember)
     return seen
 
 

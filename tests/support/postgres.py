@@ -21,6 +21,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import sqlalchemy as sa
+
 URL_ENV_VAR = "AGENTSTORE_TEST_POSTGRES_URL"
 
 
@@ -135,3 +137,16 @@ def _local_cluster(bindir: Path) -> Iterator[str]:
             capture_output=True,
         )
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def kill_connections(url: str) -> int:
+    """Terminate every client connection to the database of ``url`` (as a restart does)."""
+    admin = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with admin.connect() as connection:
+        killed = connection.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"  # not autovacuum, which may visit
+        ).scalar_one()
+    admin.dispose()
+    return int(killed)

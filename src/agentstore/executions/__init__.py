@@ -2,7 +2,7 @@
 human-in-the-loop interactions, listed with filters, facets and charts."""
 
 from agentstore.executions.query import ExecutionQuery
-from agentstore.executions.recorder import Recorder
+from agentstore.executions.recorder import AsyncRecorder, Recorder
 from agentstore.executions.records import (
     ChartBucket,
     ExecutionMeta,
@@ -16,6 +16,7 @@ from agentstore.executions.records import (
 from agentstore.executions.repository import ExecutionRepository
 
 __all__ = [
+    "AsyncRecorder",
     "ChartBucket",
     "ExecutionMeta",
     "ExecutionPage",

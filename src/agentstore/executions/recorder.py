@@ -5,38 +5,40 @@
         rec.log("fetched")
         rec.result(value)                                    # or rec.error("…")
 
+    async with store.executions.recording(scope, code) as rec:   # AsyncAgentStore
+        value = await rec.tool("github.issues.list", args, call)  # call: sync or async
+
 The recorded code always wins: a storage fault inside the recorder is logged and counted
 (``rec.faults``), never raised into the block, and never silently lost.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentstore.statuses import ExecutionStatus, ToolCallStatus
 
 if TYPE_CHECKING:
+    from agentstore.async_faces import AsyncExecutions
     from agentstore.executions.records import InteractionRecord
-    from agentstore.executions.repository import ExecutionRepository
+    from agentstore.executions.repository import Trigger
+    from agentstore.faces import Executions
 
-Trigger = str | tuple[str, dict[str, Any] | None] | None
 T = TypeVar("T")
 log = logging.getLogger("agentstore.recorder")
 
 
-class Recorder:
-    """Records one execution; see the module docstring."""
+class _Recording:
+    """What a recorder keeps, whichever face it records through."""
 
-    def __init__(
-        self, executions: ExecutionRepository, scope_id: str, code: str, trigger: Trigger
-    ) -> None:
-        self._executions = executions
+    def __init__(self, scope_id: str, code: str, trigger: Trigger) -> None:
         self.scope_id = scope_id
         self._code = code
         self._trigger = trigger
@@ -46,6 +48,44 @@ class Recorder:
         self._logs: list[str] = []
         self._result: Any = None
         self._error: str | None = None
+
+    def log(self, line: str) -> None:
+        """Keep a log line; the lines are stored when the execution ends."""
+        self._logs.append(str(line))
+
+    def result(self, value: Any) -> None:
+        """The execution's result (stored when it ends as completed)."""
+        self._result = value
+
+    def error(self, text: str) -> None:
+        """End the execution as failed with ``text`` (the block itself goes on)."""
+        self._error = text
+
+    def _ending(self, exc: BaseException | None) -> dict[str, Any]:
+        """The arguments of the ``finish`` that ends the execution."""
+        if exc is not None:
+            self._error = "".join(traceback.format_exception_only(exc)).strip()
+        failed = self._error is not None
+        return {
+            "status": ExecutionStatus.FAILED if failed else ExecutionStatus.COMPLETED,
+            "result": self._result,
+            "error_text": self._error,
+            "logs": self._logs,
+        }
+
+    def _fault(self, action: str, started: float, exc: Exception) -> None:
+        self.faults += 1
+        message = f"{action} failed after {time.monotonic() - started:.3f}s: {exc!r}"
+        self.fault_messages.append(message)
+        log.warning("recording execution %s: %s", self.execution_id, message)
+
+
+class Recorder(_Recording):
+    """Records one execution through a sync face; see the module docstring."""
+
+    def __init__(self, executions: Executions, scope_id: str, code: str, trigger: Trigger) -> None:
+        super().__init__(scope_id, code, trigger)
+        self._executions = executions
 
     def __enter__(self) -> Recorder:
         created = self._store(
@@ -61,21 +101,11 @@ class Recorder:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is not None:
-            self._error = "".join(traceback.format_exception_only(exc)).strip()
-        status = ExecutionStatus.FAILED if self._error is not None else ExecutionStatus.COMPLETED
+        ending = self._ending(exc)
         execution_id = self.execution_id
         if execution_id is not None:
             self._store(
-                "finish",
-                lambda: self._executions.finish(
-                    self.scope_id,
-                    execution_id,
-                    status,
-                    result=self._result,
-                    error_text=self._error,
-                    logs=self._logs,
-                ),
+                "finish", lambda: self._executions.finish(self.scope_id, execution_id, **ending)
             )
 
     def tool(self, tool_path: str, args: Any, call: Callable[[Any], T]) -> T:
@@ -126,25 +156,98 @@ class Recorder:
             ),
         )
 
-    def log(self, line: str) -> None:
-        """Keep a log line; the lines are stored when the execution ends."""
-        self._logs.append(str(line))
-
-    def result(self, value: Any) -> None:
-        """The execution's result (stored when it ends as completed)."""
-        self._result = value
-
-    def error(self, text: str) -> None:
-        """End the execution as failed with ``text`` (the block itself goes on)."""
-        self._error = text
-
     def _store(self, action: str, call: Callable[[], T]) -> T | None:
         started = time.monotonic()
         try:
             return call()
         except Exception as exc:  # the recorded code must never fail for our sake
-            self.faults += 1
-            message = f"{action} failed after {time.monotonic() - started:.3f}s: {exc!r}"
-            self.fault_messages.append(message)
-            log.warning("recording execution %s: %s", self.execution_id, message)
+            self._fault(action, started, exc)
+            return None
+
+
+class AsyncRecorder(_Recording):
+    """Records one execution through the asyncio face; see the module docstring."""
+
+    def __init__(
+        self, executions: AsyncExecutions, scope_id: str, code: str, trigger: Trigger
+    ) -> None:
+        super().__init__(scope_id, code, trigger)
+        self._executions = executions
+
+    async def __aenter__(self) -> AsyncRecorder:
+        created = await self._store(
+            "create",
+            lambda: self._executions.create(self.scope_id, self._code, trigger=self._trigger),
+        )
+        self.execution_id = None if created is None else created.id
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        ending = self._ending(exc)
+        execution_id = self.execution_id
+        if execution_id is not None:
+            await self._store(
+                "finish", lambda: self._executions.finish(self.scope_id, execution_id, **ending)
+            )
+
+    async def tool(self, tool_path: str, args: Any, call: Callable[[Any], T | Awaitable[T]]) -> T:
+        """Run ``call(args)`` (a function or a coroutine function) as the tool call
+        ``tool_path``, recording it as ``Recorder.tool`` does."""
+        execution_id = self.execution_id
+        started = None
+        if execution_id is not None:
+            started = await self._store(
+                "record_tool_call",
+                lambda: self._executions.record_tool_call(
+                    self.scope_id, execution_id, tool_path, args=args
+                ),
+            )
+        try:
+            value = call(args)
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception as exc:
+            if started is not None:
+                failure = repr(exc)
+                await self._store(
+                    "finish_tool_call",
+                    lambda: self._executions.finish_tool_call(
+                        self.scope_id, started.id, ToolCallStatus.FAILED, error_text=failure
+                    ),
+                )
+            raise
+        if started is not None:
+            await self._store(
+                "finish_tool_call",
+                lambda: self._executions.finish_tool_call(
+                    self.scope_id, started.id, ToolCallStatus.COMPLETED, result=value
+                ),
+            )
+        return value
+
+    async def ask(
+        self, kind: str, *, purpose: str | None = None, payload: Any = None
+    ) -> InteractionRecord | None:
+        """As ``Recorder.ask``."""
+        execution_id = self.execution_id
+        if execution_id is None:
+            return None
+        return await self._store(
+            "request_interaction",
+            lambda: self._executions.request_interaction(
+                self.scope_id, execution_id, kind, purpose=purpose, payload=payload
+            ),
+        )
+
+    async def _store(self, action: str, call: Callable[[], Awaitable[T]]) -> T | None:
+        started = time.monotonic()
+        try:
+            return await call()
+        except Exception as exc:  # the recorded code must never fail for our sake
+            self._fault(action, started, exc)
             return None

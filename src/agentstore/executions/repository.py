@@ -8,23 +8,18 @@ composite key ``(scope_id, execution_id)``.
 from __future__ import annotations
 
 import builtins
-import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from agentstore import validation
-from agentstore.backends import Backend
-from agentstore.boundary import Transactions
 from agentstore.errors import InvalidTransitionError, NotFoundError, ValidationError
 from agentstore.executions import query as listing
 from agentstore.executions.meta import read_meta
 from agentstore.executions.query import ExecutionQuery
-from agentstore.executions.recorder import Recorder, Trigger
 from agentstore.executions.records import (
     ExecutionMeta,
     ExecutionPage,
@@ -36,6 +31,7 @@ from agentstore.executions.records import (
 )
 from agentstore.models import Execution, ExecutionInteraction, ExecutionToolCall, core_table
 from agentstore.models.base import utcnow
+from agentstore.operations import Repository, reads, writes
 from agentstore.records import UNSET, Unset
 from agentstore.statuses import (
     TERMINAL_EXECUTION_STATUSES,
@@ -44,6 +40,10 @@ from agentstore.statuses import (
     ToolCallStatus,
 )
 from agentstore.types import uuid7
+from agentstore.validation import Id
+
+#: How an execution was triggered: a kind such as ``"mcp"``, or a kind and a JSON object.
+Trigger = str | tuple[str, dict[str, Any] | None] | None
 
 EXECUTION_COLUMNS = tuple(Execution.__table__.c)
 INTERACTION_COLUMNS = tuple(ExecutionInteraction.__table__.c)
@@ -70,40 +70,54 @@ def _trigger(trigger: Trigger) -> tuple[str | None, Any]:
     """The trigger's kind and its meta (checked JSON)."""
     if trigger is None:
         return None, None
-    kind, meta = (trigger, None) if isinstance(trigger, str) else trigger
+    if isinstance(trigger, str):
+        kind, meta = trigger, None
+    elif isinstance(trigger, tuple) and len(trigger) == 2:
+        kind, meta = trigger
+    else:
+        raise ValidationError("trigger must be a kind, or a (kind, meta) pair")
     if meta is not None and not isinstance(meta, dict):
         raise ValidationError("trigger meta must be a JSON object")
     return validation.text(kind, Execution.trigger_kind), validation.json_value(meta, "trigger")
 
 
+def sweep_cutoff(older_than: datetime | timedelta) -> datetime:
+    """The creation time before which a sweep deletes: ``older_than`` itself, or that
+    long ago (taken once, so that the batches of one sweep agree)."""
+    if isinstance(older_than, timedelta):
+        return utcnow() - older_than
+    cutoff = validation.aware(older_than, "older_than")
+    if cutoff is None:
+        raise ValidationError("older_than must be a datetime or a timedelta")
+    return cutoff
+
+
 def _old(older_than: datetime | timedelta, scope_id: str | None) -> list[Any]:
     """The WHERE clauses of a retention sweep."""
-    cutoff = (
-        utcnow() - older_than
-        if isinstance(older_than, timedelta)
-        else validation.aware(older_than, "older_than")
-    )
-    old: list[Any] = [Execution.created_at < cutoff]
+    old: list[Any] = [Execution.created_at < sweep_cutoff(older_than)]
     if scope_id is not None:
-        old.append(Execution.scope_id == scope_id)
+        old.append(Execution.scope_id == validation.text(scope_id, Execution.scope_id))
     return old
 
 
-class ExecutionRepository:
-    """``store.executions``."""
+def _scope(scope_id: str) -> str:
+    return validation.text(scope_id, Execution.scope_id)
 
-    def __init__(self, transactions: Transactions, backend: Backend) -> None:
-        self._tx = transactions
-        self._backend = backend
+
+class ExecutionRepository(Repository):
+    """``store.executions``: the history of executions of agent code, per tenant scope."""
+
+    __slots__ = ()
 
     # -- executions ---------------------------------------------------------------
 
+    @writes
     def create(
         self,
         scope_id: str,
         code: str,
         *,
-        id: uuid.UUID | None = None,
+        id: Id | None = None,
         status: str = ExecutionStatus.RUNNING,
         trigger: Trigger = None,
         started_at: datetime | None = None,
@@ -121,26 +135,27 @@ class ExecutionRepository:
             "started_at": validation.aware(started_at, "started_at") or utcnow(),
         }
         if id is not None:
-            values["id"] = id
+            values["id"] = validation.identifier(id, "id")
         statement = sa.insert(Execution).values(values).returning(*EXECUTION_COLUMNS)
-        with self._tx.write() as connection:
-            return ExecutionRecord.from_row(connection.execute(statement).one())
+        return ExecutionRecord.from_row(self._connection.execute(statement).one())
 
-    def get(self, scope_id: str, id: uuid.UUID, *, include_private: bool = False) -> ExecutionView:
+    @reads
+    def get(self, scope_id: str, id: Id, *, include_private: bool = False) -> ExecutionView:
         """The execution with its newest pending interaction. Raises ``NotFoundError``
         (absent, or in another scope)."""
-        with self._tx.read() as connection:
-            execution = self._get(connection, scope_id, id)
-            row = connection.execute(
-                sa.select(*INTERACTION_COLUMNS)
-                .where(
-                    ExecutionInteraction.scope_id == scope_id,
-                    ExecutionInteraction.execution_id == id,
-                    ExecutionInteraction.status == InteractionStatus.PENDING.value,
-                )
-                .order_by(ExecutionInteraction.created_at.desc(), ExecutionInteraction.id.desc())
-                .limit(1)
-            ).first()
+        scope_id, id = _scope(scope_id), validation.identifier(id, "id")
+        validation.flag(include_private, "include_private")
+        execution = self._get(scope_id, id)
+        row = self._connection.execute(
+            sa.select(*INTERACTION_COLUMNS)
+            .where(
+                ExecutionInteraction.scope_id == scope_id,
+                ExecutionInteraction.execution_id == id,
+                ExecutionInteraction.status == InteractionStatus.PENDING.value,
+            )
+            .order_by(ExecutionInteraction.created_at.desc(), ExecutionInteraction.id.desc())
+            .limit(1)
+        ).first()
         pending = (
             None
             if row is None
@@ -148,10 +163,11 @@ class ExecutionRepository:
         )
         return ExecutionView(execution, pending)
 
+    @writes
     def finish(
         self,
         scope_id: str,
-        id: uuid.UUID,
+        id: Id,
         status: str,
         *,
         result: Any = None,
@@ -175,10 +191,11 @@ class ExecutionRepository:
             completed_at=validation.aware(completed_at, "completed_at") or utcnow(),
         )
 
+    @writes
     def update(
         self,
         scope_id: str,
-        id: uuid.UUID,
+        id: Id,
         *,
         status: str | Unset = UNSET,
         result: Any = UNSET,
@@ -196,87 +213,79 @@ class ExecutionRepository:
             values["result"] = validation.json_value(result, "result")
         if not isinstance(error_text, Unset):
             values["error_text"] = validation.optional_text(error_text, Execution.error_text)
-        if not isinstance(logs, Unset):
-            if logs is not None and not all(isinstance(line, str) for line in logs):
+        if not isinstance(logs, Unset) and logs is not None:
+            lines = validation.sequence(logs, "logs")
+            if not all(isinstance(line, str) for line in lines):
                 raise ValidationError("logs must be a list of strings")
-            values["logs"] = None if logs is None else list(logs)
+            values["logs"] = lines
+        elif logs is None:
+            values["logs"] = None
         if not isinstance(completed_at, Unset):
             values["completed_at"] = validation.aware(completed_at, "completed_at")
-        with self._tx.write() as connection:
-            current = self._get(connection, scope_id, id, lock=True)
-            if current.status in TERMINAL_EXECUTION_STATUSES:
-                raise InvalidTransitionError(
-                    f"execution {id} already ended ({current.status.value})"
-                )
-            if values.get("completed_at") is not None:
-                values["duration_ms"] = _milliseconds(current.started_at, values["completed_at"])
-            if not values:
-                return current
-            row = connection.execute(
-                sa.update(Execution)
-                .where(Execution.scope_id == scope_id, Execution.id == id)
-                .values(values)
-                .returning(*EXECUTION_COLUMNS)
-            ).one()
-            return ExecutionRecord.from_row(row)
+        scope_id, id = _scope(scope_id), validation.identifier(id, "id")
+        current = self._get(scope_id, id, lock=True)
+        if current.status in TERMINAL_EXECUTION_STATUSES:
+            raise InvalidTransitionError(f"execution {id} already ended ({current.status.value})")
+        if values.get("completed_at") is not None:
+            values["duration_ms"] = _milliseconds(current.started_at, values["completed_at"])
+        if not values:
+            return current
+        row = self._connection.execute(
+            sa.update(Execution)
+            .where(Execution.scope_id == scope_id, Execution.id == id)
+            .values(values)
+            .returning(*EXECUTION_COLUMNS)
+        ).one()
+        return ExecutionRecord.from_row(row)
 
+    @reads
     def list(self, scope_id: str, query: ExecutionQuery | None = None) -> ExecutionPage:
         """One page of the scope's executions (see ``ExecutionQuery``). Raises
         ``ValidationError`` (bad filter, page size, or a cursor malformed or made for
         another sort)."""
-        query = query or ExecutionQuery()
-        statement = listing.page_statement(self._backend, scope_id, query)
-        with self._tx.read() as connection:
-            self._backend.plan_for_parameters(connection)
-            items = [ExecutionRecord.from_row(row) for row in connection.execute(statement)]
+        query = _query(query)
+        statement = listing.page_statement(self._backend, _scope(scope_id), query)
+        self._backend.plan_for_parameters(self._connection)
+        items = [ExecutionRecord.from_row(row) for row in self._connection.execute(statement)]
         if len(items) <= query.limit:
             return ExecutionPage(items, None)
         items = items[: query.limit]
         return ExecutionPage(items, listing.next_cursor(query, items[-1]))
 
+    @reads
     def meta(self, scope_id: str, query: ExecutionQuery | None = None) -> ExecutionMeta:
         """Counts and the chart over the executions matching the query's filters (its
         sort, page size and cursor are ignored). Raises ``ValidationError``."""
-        with self._tx.read() as connection:
-            self._backend.plan_for_parameters(connection)
-            return read_meta(connection, self._backend, scope_id, query or ExecutionQuery())
+        query = _query(query)
+        self._backend.plan_for_parameters(self._connection)
+        return read_meta(self._connection, self._backend, _scope(scope_id), query)
 
+    @reads
     def sweepable(self, older_than: datetime | timedelta, *, scope_id: str | None = None) -> int:
         """How many executions ``sweep`` with the same arguments would delete now."""
         statement = sa.select(sa.func.count()).select_from(Execution)
-        with self._tx.read() as connection:
-            return int(
-                connection.execute(statement.where(*_old(older_than, scope_id))).scalar_one()
-            )
+        old = _old(older_than, scope_id)
+        return int(self._connection.execute(statement.where(*old)).scalar_one())
 
-    def sweep(
-        self,
-        older_than: datetime | timedelta,
-        *,
-        scope_id: str | None = None,
-        batch_size: int = 1000,
+    def sweep_batch(
+        self, older_than: datetime | timedelta, *, scope_id: str | None = None, batch_size: int
     ) -> int:
-        """Delete executions created before ``older_than`` (a time, or an age), with
-        their tool calls and interactions, ``batch_size`` per transaction so a large
-        sweep never holds locks for long. Returns how many executions were deleted."""
+        """Delete up to ``batch_size`` executions created before ``older_than``, with
+        their tool calls and interactions; how many. The faces' ``sweep`` runs one batch
+        per transaction, so that a large sweep never holds locks for long."""
         validation.positive_int(batch_size, "batch_size", maximum=100_000)
         old = _old(older_than, scope_id)
         batch = sa.select(Execution.scope_id, Execution.id).where(*old).limit(batch_size)
         key = sa.tuple_(Execution.scope_id, Execution.id)
-        deleted = 0
-        while True:
-            with self._tx.write() as connection:
-                count = connection.execute(sa.delete(Execution).where(key.in_(batch))).rowcount
-            deleted += count
-            if count < batch_size:
-                return deleted
+        return int(self._connection.execute(sa.delete(Execution).where(key.in_(batch))).rowcount)
 
     # -- tool calls ---------------------------------------------------------------
 
+    @writes
     def record_tool_call(
         self,
         scope_id: str,
-        execution_id: uuid.UUID,
+        execution_id: Id,
         tool_path: str,
         *,
         args: Any = None,
@@ -292,8 +301,8 @@ class ExecutionRepository:
         # as written, without reading it back.
         return ToolCallRecord(
             id=row["id"],
-            scope_id=scope_id,
-            execution_id=execution_id,
+            scope_id=row["scope_id"],
+            execution_id=row["execution_id"],
             status=ToolCallStatus.RUNNING,
             tool_path=row["tool_path"],
             namespace=row["namespace"],
@@ -305,9 +314,10 @@ class ExecutionRepository:
             duration_ms=None,
         )
 
+    @writes
     def record_tool_calls(
-        self, scope_id: str, execution_id: uuid.UUID, calls: Iterable[NewToolCall]
-    ) -> builtins.list[uuid.UUID]:
+        self, scope_id: str, execution_id: Id, calls: Iterable[NewToolCall]
+    ) -> builtins.list[UUID]:
         """Record a batch of tool calls as running, all or none, in two statements
         whatever the batch's size: the execution's count and one INSERT. Returns their
         ids in the order given (what ``finish_tool_call`` needs). Raises
@@ -315,26 +325,31 @@ class ExecutionRepository:
         return [row["id"] for row in self._insert_tool_calls(scope_id, execution_id, calls)]
 
     def _insert_tool_calls(
-        self, scope_id: str, execution_id: uuid.UUID, calls: Iterable[NewToolCall]
+        self, scope_id: str, execution_id: Id, calls: Iterable[NewToolCall]
     ) -> builtins.list[dict[str, Any]]:
         """Check, count and insert the calls; the rows as written."""
+        scope_id = _scope(scope_id)
+        execution_id = validation.identifier(execution_id, "execution_id")
         now = utcnow()  # the start of a call recorded without its own started_at
-        rows = [_tool_call_row(scope_id, execution_id, call, now) for call in calls]
-        with self._tx.write() as connection:
-            counted = connection.execute(
-                COUNT_TOOL_CALLS,
-                {"in_scope": scope_id, "execution": execution_id, "added": len(rows)},
-            ).rowcount
-            if not counted:
-                raise NotFoundError(f"execution {execution_id} not found in scope {scope_id!r}")
-            if rows:
-                connection.execute(INSERT_TOOL_CALLS, rows)
+        rows = [
+            _tool_call_row(scope_id, execution_id, call, now)
+            for call in validation.sequence(calls, "calls")
+        ]
+        counted = self._connection.execute(
+            COUNT_TOOL_CALLS,
+            {"in_scope": scope_id, "execution": execution_id, "added": len(rows)},
+        ).rowcount
+        if not counted:
+            raise NotFoundError(f"execution {execution_id} not found in scope {scope_id!r}")
+        if rows:
+            self._connection.execute(INSERT_TOOL_CALLS, rows)
         return rows
 
+    @writes
     def finish_tool_call(
         self,
         scope_id: str,
-        id: uuid.UUID,
+        id: Id,
         status: str,
         *,
         result: Any = None,
@@ -353,47 +368,47 @@ class ExecutionRepository:
             "error_text": validation.optional_text(error_text, ExecutionToolCall.error_text),
             "completed_at": end,
         }
+        scope_id, id = _scope(scope_id), validation.identifier(id, "id")
         in_scope = [ExecutionToolCall.scope_id == scope_id, ExecutionToolCall.id == id]
-        with self._tx.write() as connection:
-            row = connection.execute(
-                sa.select(ExecutionToolCall.status, ExecutionToolCall.started_at)
-                .where(*in_scope)
-                .with_for_update()
-            ).first()
-            if row is None:
-                raise NotFoundError(f"tool call {id} not found in scope {scope_id!r}")
-            if row.status != ToolCallStatus.RUNNING.value:
-                raise InvalidTransitionError(f"tool call {id} already ended ({row.status})")
-            values["duration_ms"] = _milliseconds(row.started_at, end)
-            updated = connection.execute(
-                sa.update(ExecutionToolCall)
-                .where(*in_scope)
-                .values(values)
-                .returning(*TOOL_CALL_COLUMNS)
-            ).one()
-            return ToolCallRecord.from_row(updated)
+        row = self._connection.execute(
+            sa.select(ExecutionToolCall.status, ExecutionToolCall.started_at)
+            .where(*in_scope)
+            .with_for_update()
+        ).first()
+        if row is None:
+            raise NotFoundError(f"tool call {id} not found in scope {scope_id!r}")
+        if row.status != ToolCallStatus.RUNNING.value:
+            raise InvalidTransitionError(f"tool call {id} already ended ({row.status})")
+        values["duration_ms"] = _milliseconds(row.started_at, end)
+        updated = self._connection.execute(
+            sa.update(ExecutionToolCall)
+            .where(*in_scope)
+            .values(values)
+            .returning(*TOOL_CALL_COLUMNS)
+        ).one()
+        return ToolCallRecord.from_row(updated)
 
-    def list_tool_calls(
-        self, scope_id: str, execution_id: uuid.UUID
-    ) -> builtins.list[ToolCallRecord]:
+    @reads
+    def list_tool_calls(self, scope_id: str, execution_id: Id) -> builtins.list[ToolCallRecord]:
         """The execution's tool calls in start order (empty for another scope's)."""
         statement = (
             sa.select(*TOOL_CALL_COLUMNS)
             .where(
-                ExecutionToolCall.scope_id == scope_id,
-                ExecutionToolCall.execution_id == execution_id,
+                ExecutionToolCall.scope_id == _scope(scope_id),
+                ExecutionToolCall.execution_id
+                == validation.identifier(execution_id, "execution_id"),
             )
             .order_by(ExecutionToolCall.started_at, ExecutionToolCall.id)
         )
-        with self._tx.read() as connection:
-            return [ToolCallRecord.from_row(row) for row in connection.execute(statement)]
+        return [ToolCallRecord.from_row(row) for row in self._connection.execute(statement)]
 
     # -- interactions -------------------------------------------------------------
 
+    @writes
     def request_interaction(
         self,
         scope_id: str,
-        execution_id: uuid.UUID,
+        execution_id: Id,
         kind: str,
         *,
         purpose: str | None = None,
@@ -403,6 +418,8 @@ class ExecutionRepository:
         ``waiting_for_interaction`` (which survives a restart: see ``list_waiting``).
         Raises ``InvalidTransitionError`` (execution ended), ``NotFoundError``,
         ``ValidationError``."""
+        scope_id = _scope(scope_id)
+        execution_id = validation.identifier(execution_id, "execution_id")
         values = {
             "scope_id": scope_id,
             "execution_id": execution_id,
@@ -411,19 +428,17 @@ class ExecutionRepository:
             "purpose": validation.optional_text(purpose, ExecutionInteraction.purpose),
             "payload": validation.json_value(payload, "payload"),
         }
-        with self._tx.write() as connection:
-            self._set_open_status(
-                connection, scope_id, execution_id, ExecutionStatus.WAITING_FOR_INTERACTION
-            )
-            row = connection.execute(
-                sa.insert(ExecutionInteraction).values(values).returning(*INTERACTION_COLUMNS)
-            ).one()
-            return InteractionRecord.from_row(row)
+        self._set_open_status(scope_id, execution_id, ExecutionStatus.WAITING_FOR_INTERACTION)
+        row = self._connection.execute(
+            sa.insert(ExecutionInteraction).values(values).returning(*INTERACTION_COLUMNS)
+        ).one()
+        return InteractionRecord.from_row(row)
 
+    @writes
     def resolve_interaction(
         self,
         scope_id: str,
-        id: uuid.UUID,
+        id: Id,
         response: Any = None,
         response_private: Any = None,
         *,
@@ -439,62 +454,67 @@ class ExecutionRepository:
             "response": validation.json_value(response, "response"),
             "response_private": validation.json_value(response_private, "response_private"),
         }
+        validation.flag(cancelled, "cancelled")
+        scope_id, id = _scope(scope_id), validation.identifier(id, "id")
         in_scope = [ExecutionInteraction.scope_id == scope_id, ExecutionInteraction.id == id]
-        with self._tx.write() as connection:
-            current = connection.execute(
-                sa.select(ExecutionInteraction.status, ExecutionInteraction.execution_id)
-                .where(*in_scope)
-                .with_for_update()
-            ).first()
-            if current is None:
-                raise NotFoundError(f"interaction {id} not found in scope {scope_id!r}")
-            if current.status != InteractionStatus.PENDING.value:
-                raise InvalidTransitionError(f"interaction {id} is already {current.status}")
-            row = connection.execute(
-                sa.update(ExecutionInteraction)
-                .where(*in_scope)
-                .values(values)
-                .returning(*INTERACTION_COLUMNS)
-            ).one()
-            still_pending = connection.execute(
-                sa.select(ExecutionInteraction.id)
+        connection = self._connection
+        current = connection.execute(
+            sa.select(ExecutionInteraction.status, ExecutionInteraction.execution_id)
+            .where(*in_scope)
+            .with_for_update()
+        ).first()
+        if current is None:
+            raise NotFoundError(f"interaction {id} not found in scope {scope_id!r}")
+        if current.status != InteractionStatus.PENDING.value:
+            raise InvalidTransitionError(f"interaction {id} is already {current.status}")
+        row = connection.execute(
+            sa.update(ExecutionInteraction)
+            .where(*in_scope)
+            .values(values)
+            .returning(*INTERACTION_COLUMNS)
+        ).one()
+        still_pending = connection.execute(
+            sa.select(ExecutionInteraction.id)
+            .where(
+                ExecutionInteraction.scope_id == scope_id,
+                ExecutionInteraction.execution_id == current.execution_id,
+                ExecutionInteraction.status == InteractionStatus.PENDING.value,
+            )
+            .limit(1)
+        ).first()
+        if still_pending is None:
+            connection.execute(
+                sa.update(Execution)
                 .where(
-                    ExecutionInteraction.scope_id == scope_id,
-                    ExecutionInteraction.execution_id == current.execution_id,
-                    ExecutionInteraction.status == InteractionStatus.PENDING.value,
+                    Execution.scope_id == scope_id,
+                    Execution.id == current.execution_id,
+                    Execution.status == ExecutionStatus.WAITING_FOR_INTERACTION.value,
                 )
-                .limit(1)
-            ).first()
-            if still_pending is None:
-                connection.execute(
-                    sa.update(Execution)
-                    .where(
-                        Execution.scope_id == scope_id,
-                        Execution.id == current.execution_id,
-                        Execution.status == ExecutionStatus.WAITING_FOR_INTERACTION.value,
-                    )
-                    .values(status=ExecutionStatus.RUNNING.value)
-                )
-            return InteractionRecord.from_row(row)
+                .values(status=ExecutionStatus.RUNNING.value)
+            )
+        return InteractionRecord.from_row(row)
 
+    @reads
     def list_interactions(
-        self, scope_id: str, execution_id: uuid.UUID, *, include_private: bool = False
+        self, scope_id: str, execution_id: Id, *, include_private: bool = False
     ) -> builtins.list[InteractionRecord]:
         """The execution's interactions, oldest first (empty for another scope's)."""
+        validation.flag(include_private, "include_private")
         statement = (
             sa.select(*INTERACTION_COLUMNS)
             .where(
-                ExecutionInteraction.scope_id == scope_id,
-                ExecutionInteraction.execution_id == execution_id,
+                ExecutionInteraction.scope_id == _scope(scope_id),
+                ExecutionInteraction.execution_id
+                == validation.identifier(execution_id, "execution_id"),
             )
             .order_by(ExecutionInteraction.created_at, ExecutionInteraction.id)
         )
-        with self._tx.read() as connection:
-            return [
-                InteractionRecord.from_row(row, include_private=include_private)
-                for row in connection.execute(statement)
-            ]
+        return [
+            InteractionRecord.from_row(row, include_private=include_private)
+            for row in self._connection.execute(statement)
+        ]
 
+    @reads
     def list_waiting(
         self, scope_id: str, *, limit: int = 100, include_private: bool = False
     ) -> builtins.list[ExecutionView]:
@@ -502,54 +522,35 @@ class ExecutionRepository:
         interaction, oldest first: what a restarted host resumes."""
         validation.positive_int(limit, "limit", maximum=10_000)
         statement = (
-            sa.select(*EXECUTION_COLUMNS)
+            sa.select(Execution.id)
             .where(
-                Execution.scope_id == scope_id,
+                Execution.scope_id == _scope(scope_id),
                 Execution.status == ExecutionStatus.WAITING_FOR_INTERACTION.value,
             )
             .order_by(Execution.created_at, Execution.id)
             .limit(limit)
         )
-        with self._tx.read() as connection:
-            ids = [row.id for row in connection.execute(statement)]
-            return [
-                self.get(scope_id, execution_id, include_private=include_private)
-                for execution_id in ids
-            ]
-
-    # -- recording ----------------------------------------------------------------
-
-    @contextmanager
-    def recording(self, scope_id: str, code: str, *, trigger: Trigger = None) -> Iterator[Recorder]:
-        """Record one execution around a block of host code (see ``Recorder``). Storage
-        faults never break the block; they are logged and counted on the recorder."""
-        recorder = Recorder(self, scope_id, code, trigger)
-        with recorder:
-            yield recorder
+        ids = [row.id for row in self._connection.execute(statement)]
+        return [
+            self.get(scope_id, execution_id, include_private=include_private)
+            for execution_id in ids
+        ]
 
     # -- helpers ------------------------------------------------------------------
 
-    def _get(
-        self, connection: Connection, scope_id: str, id: uuid.UUID, *, lock: bool = False
-    ) -> ExecutionRecord:
+    def _get(self, scope_id: str, id: UUID, *, lock: bool = False) -> ExecutionRecord:
         statement = sa.select(*EXECUTION_COLUMNS).where(
             Execution.scope_id == scope_id, Execution.id == id
         )
         if lock:
             statement = statement.with_for_update()
-        row = connection.execute(statement).first()
+        row = self._connection.execute(statement).first()
         if row is None:
             raise NotFoundError(f"execution {id} not found in scope {scope_id!r}")
         return ExecutionRecord.from_row(row)
 
-    def _set_open_status(
-        self,
-        connection: Connection,
-        scope_id: str,
-        execution_id: uuid.UUID,
-        status: ExecutionStatus,
-    ) -> None:
-        moved = connection.execute(
+    def _set_open_status(self, scope_id: str, execution_id: UUID, status: ExecutionStatus) -> None:
+        moved = self._connection.execute(
             sa.update(Execution)
             .where(
                 Execution.scope_id == scope_id,
@@ -559,16 +560,26 @@ class ExecutionRepository:
             .values(status=status.value)
         ).rowcount
         if not moved:
-            current = self._get(connection, scope_id, execution_id)
+            current = self._get(scope_id, execution_id)
             raise InvalidTransitionError(
                 f"execution {execution_id} already ended ({current.status.value})"
             )
 
 
+def _query(query: ExecutionQuery | None) -> ExecutionQuery:
+    if query is None:
+        return ExecutionQuery()
+    if not isinstance(query, ExecutionQuery):
+        raise ValidationError(f"expected an ExecutionQuery, got {type(query).__name__}")
+    return query
+
+
 def _tool_call_row(
-    scope_id: str, execution_id: uuid.UUID, call: NewToolCall, now: datetime
+    scope_id: str, execution_id: UUID, call: NewToolCall, now: datetime
 ) -> dict[str, Any]:
     """The checked tool call as the row to insert, its id made here."""
+    if not isinstance(call, NewToolCall):
+        raise ValidationError(f"expected a NewToolCall, got {type(call).__name__}")
     path = validation.text(call.tool_path, ExecutionToolCall.tool_path)
     namespace = call.namespace if call.namespace is not None else path.split(".", 1)[0]
     return {

@@ -12,7 +12,7 @@ from agentstore.orchestrator.journal import (
     CheckpointRepository,
 )
 from agentstore.orchestrator.runs import RunPage, RunRecord, RunRepository
-from agentstore.orchestrator.snapshot import RunSnapshot, SnapshotLimits, SnapshotReader
+from agentstore.orchestrator.snapshot import RunSnapshot, SnapshotLimits
 from agentstore.orchestrator.tasks import TaskDraft, TaskRecord, TaskRepository
 
 __all__ = [
@@ -34,7 +34,6 @@ __all__ = [
     "RunRepository",
     "RunSnapshot",
     "SnapshotLimits",
-    "SnapshotReader",
     "TaskDraft",
     "TaskRecord",
     "TaskRepository",

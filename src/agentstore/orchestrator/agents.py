@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import builtins
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
 
 from agentstore import validation
-from agentstore.backends import Backend
-from agentstore.boundary import Transactions
 from agentstore.models import AgentState
 from agentstore.models.base import utcnow
+from agentstore.operations import Repository, reads, writes
 from agentstore.records import from_row
+from agentstore.validation import Id
 
 AGENT_COLUMNS = tuple(AgentState.__table__.c)
 
 
 @dataclass(frozen=True, slots=True)
 class AgentStateRecord:
-    run_id: uuid.UUID
+    run_id: UUID
     role: str
     session_id: str | None
     turns: int
@@ -36,32 +36,34 @@ class AgentStateRecord:
         return from_row(cls, row._mapping)
 
 
-class AgentRepository:
-    """``store.agents``."""
+class AgentRepository(Repository):
+    """``store.agents``: each role's state in a run."""
 
-    def __init__(self, transactions: Transactions, backend: Backend) -> None:
-        self._tx = transactions
-        self._backend = backend
+    __slots__ = ()
 
-    def get(self, run_id: uuid.UUID, role: str) -> AgentStateRecord | None:
+    @reads
+    def get(self, run_id: Id, role: str) -> AgentStateRecord | None:
         """The role's state in the run, or None if it was never saved."""
         query = sa.select(*AGENT_COLUMNS).where(
-            AgentState.run_id == run_id, AgentState.role == role
+            AgentState.run_id == validation.identifier(run_id, "run_id"),
+            AgentState.role == validation.text(role, AgentState.role),
         )
-        with self._tx.read() as connection:
-            row = connection.execute(query).first()
+        row = self._connection.execute(query).first()
         return None if row is None else AgentStateRecord.from_row(row)
 
-    def list(self, run_id: uuid.UUID) -> builtins.list[AgentStateRecord]:
+    @reads
+    def list(self, run_id: Id) -> builtins.list[AgentStateRecord]:
         """Every role's state in the run, by role."""
-        query = sa.select(*AGENT_COLUMNS).where(AgentState.run_id == run_id)
-        with self._tx.read() as connection:
-            rows = connection.execute(query.order_by(AgentState.role))
-            return [AgentStateRecord.from_row(row) for row in rows]
+        query = sa.select(*AGENT_COLUMNS).where(
+            AgentState.run_id == validation.identifier(run_id, "run_id")
+        )
+        rows = self._connection.execute(query.order_by(AgentState.role))
+        return [AgentStateRecord.from_row(row) for row in rows]
 
+    @writes
     def save(
         self,
-        run_id: uuid.UUID,
+        run_id: Id,
         role: str,
         *,
         session_id: str | None = None,
@@ -73,7 +75,7 @@ class AgentRepository:
         """Insert or replace the role's state, in one statement. Raises ``NotFoundError``
         (no such run), ``ValidationError``."""
         values = {
-            "run_id": run_id,
+            "run_id": validation.identifier(run_id, "run_id"),
             "role": validation.text(role, AgentState.role),
             "session_id": validation.optional_text(session_id, AgentState.session_id),
             "turns": validation.positive_int(turns, "turns", minimum=0),
@@ -91,5 +93,4 @@ class AgentRepository:
             index_elements=["run_id", "role"],
             set_={key: insert.excluded[key] for key in values if key not in ("run_id", "role")},
         ).returning(*AGENT_COLUMNS)
-        with self._tx.write() as connection:
-            return AgentStateRecord.from_row(connection.execute(upsert).one())
+        return AgentStateRecord.from_row(self._connection.execute(upsert).one())

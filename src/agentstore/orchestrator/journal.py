@@ -4,25 +4,26 @@ checkpoints it saved."""
 from __future__ import annotations
 
 import builtins
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
 
 from agentstore import validation
-from agentstore.boundary import Transactions
 from agentstore.models import Approval, Artifact, Checkpoint
+from agentstore.operations import Repository, reads, writes
 from agentstore.orchestrator.common import latest_oldest_first
 from agentstore.records import from_row
 from agentstore.statuses import ApprovalVerdict, RunStatus
+from agentstore.validation import Id
 
 
 @dataclass(frozen=True, slots=True)
 class ArtifactRecord:
-    id: uuid.UUID
-    run_id: uuid.UUID
+    id: UUID
+    run_id: UUID
     role: str | None
     kind: str
     path: str
@@ -36,8 +37,8 @@ class ArtifactRecord:
 
 @dataclass(frozen=True, slots=True)
 class ApprovalRecord:
-    id: uuid.UUID
-    run_id: uuid.UUID
+    id: UUID
+    run_id: UUID
     source: str
     verdict: ApprovalVerdict
     rationale: str
@@ -51,8 +52,8 @@ class ApprovalRecord:
 
 @dataclass(frozen=True, slots=True)
 class CheckpointRecord:
-    id: uuid.UUID
-    run_id: uuid.UUID
+    id: UUID
+    run_id: UUID
     status: RunStatus
     payload: Any
     created_at: datetime
@@ -66,17 +67,17 @@ def _json(value: Any, name: str) -> Any:
     return validation.json_value({} if value is None else value, name)
 
 
-class ArtifactRepository:
+class ArtifactRepository(Repository):
     """``store.artifacts``."""
 
     columns = tuple(Artifact.__table__.c)
 
-    def __init__(self, transactions: Transactions) -> None:
-        self._tx = transactions
+    __slots__ = ()
 
+    @writes
     def add(
         self,
-        run_id: uuid.UUID,
+        run_id: Id,
         kind: str,
         path: str,
         *,
@@ -85,112 +86,118 @@ class ArtifactRepository:
     ) -> ArtifactRecord:
         """Record a file the run produced. Raises ``NotFoundError``, ``ValidationError``."""
         values = {
-            "run_id": run_id,
+            "run_id": validation.identifier(run_id, "run_id"),
             "role": validation.optional_text(role, Artifact.role),
             "kind": validation.text(kind, Artifact.kind),
             "path": validation.text(path, Artifact.path),
             "metadata": _json(metadata, "metadata"),
         }
         statement = sa.insert(Artifact).values(values).returning(*self.columns)
-        with self._tx.write() as connection:
-            return ArtifactRecord.from_row(connection.execute(statement).one())
+        return ArtifactRecord.from_row(self._connection.execute(statement).one())
 
+    @reads
     def list(
-        self, run_id: uuid.UUID, role: str | None = None, limit: int = 100
+        self, run_id: Id, role: str | None = None, limit: int = 100
     ) -> builtins.list[ArtifactRecord]:
         """The run's ``limit`` latest artifacts (optionally of one role), oldest first."""
         validation.positive_int(limit, "limit", maximum=10_000)
-        query = sa.select(*self.columns).where(Artifact.run_id == run_id)
+        query = sa.select(*self.columns).where(
+            Artifact.run_id == validation.identifier(run_id, "run_id")
+        )
         if role is not None:
-            query = query.where(Artifact.role == role)
+            query = query.where(Artifact.role == validation.text(role, Artifact.role))
         newest_first = [Artifact.created_at.desc(), Artifact.id.desc()]
-        with self._tx.read() as connection:
-            rows = latest_oldest_first(connection, query, newest_first, limit)
+        rows = latest_oldest_first(self._connection, query, newest_first, limit)
         return [ArtifactRecord.from_row(row) for row in rows]
 
 
-class ApprovalRepository:
+class ApprovalRepository(Repository):
     """``store.approvals``."""
 
     columns = tuple(Approval.__table__.c)
 
-    def __init__(self, transactions: Transactions) -> None:
-        self._tx = transactions
+    __slots__ = ()
 
+    @writes
     def add(
-        self, run_id: uuid.UUID, source: str, verdict: str, rationale: str, payload: Any = None
+        self, run_id: Id, source: str, verdict: str, rationale: str, payload: Any = None
     ) -> ApprovalRecord:
         """Record a reviewer's verdict. Raises ``NotFoundError``, ``ValidationError``."""
         values = {
-            "run_id": run_id,
+            "run_id": validation.identifier(run_id, "run_id"),
             "source": validation.text(source, Approval.source),
             "verdict": validation.status(verdict, ApprovalVerdict, "verdict").value,
             "rationale": validation.text(rationale, Approval.rationale, required=False),
             "payload": _json(payload, "payload"),
         }
         statement = sa.insert(Approval).values(values).returning(*self.columns)
-        with self._tx.write() as connection:
-            return ApprovalRecord.from_row(connection.execute(statement).one())
+        return ApprovalRecord.from_row(self._connection.execute(statement).one())
 
-    def list(self, run_id: uuid.UUID, limit: int = 100) -> builtins.list[ApprovalRecord]:
+    @reads
+    def list(self, run_id: Id, limit: int = 100) -> builtins.list[ApprovalRecord]:
         """The run's ``limit`` latest approvals, oldest first."""
         validation.positive_int(limit, "limit", maximum=10_000)
-        query = sa.select(*self.columns).where(Approval.run_id == run_id)
+        query = sa.select(*self.columns).where(
+            Approval.run_id == validation.identifier(run_id, "run_id")
+        )
         newest_first = [Approval.created_at.desc(), Approval.id.desc()]
-        with self._tx.read() as connection:
-            rows = latest_oldest_first(connection, query, newest_first, limit)
+        rows = latest_oldest_first(self._connection, query, newest_first, limit)
         return [ApprovalRecord.from_row(row) for row in rows]
 
-    def latest(self, run_id: uuid.UUID, source: str) -> ApprovalRecord | None:
+    @reads
+    def latest(self, run_id: Id, source: str) -> ApprovalRecord | None:
         """The newest approval of the run from ``source``, or None."""
         query = (
             sa.select(*self.columns)
-            .where(Approval.run_id == run_id, Approval.source == source)
+            .where(
+                Approval.run_id == validation.identifier(run_id, "run_id"),
+                Approval.source == validation.text(source, Approval.source),
+            )
             .order_by(Approval.created_at.desc(), Approval.id.desc())
             .limit(1)
         )
-        with self._tx.read() as connection:
-            row = connection.execute(query).first()
+        row = self._connection.execute(query).first()
         return None if row is None else ApprovalRecord.from_row(row)
 
 
-class CheckpointRepository:
+class CheckpointRepository(Repository):
     """``store.checkpoints``."""
 
     columns = tuple(Checkpoint.__table__.c)
 
-    def __init__(self, transactions: Transactions) -> None:
-        self._tx = transactions
+    __slots__ = ()
 
-    def add(self, run_id: uuid.UUID, status: str, payload: Any = None) -> CheckpointRecord:
+    @writes
+    def add(self, run_id: Id, status: str, payload: Any = None) -> CheckpointRecord:
         """Save a checkpoint of the run in ``status`` (a run status). Raises
         ``NotFoundError``, ``ValidationError``."""
         values = {
-            "run_id": run_id,
+            "run_id": validation.identifier(run_id, "run_id"),
             "status": validation.status(status, RunStatus).value,
             "payload": _json(payload, "payload"),
         }
         statement = sa.insert(Checkpoint).values(values).returning(*self.columns)
-        with self._tx.write() as connection:
-            return CheckpointRecord.from_row(connection.execute(statement).one())
+        return CheckpointRecord.from_row(self._connection.execute(statement).one())
 
-    def latest(self, run_id: uuid.UUID) -> CheckpointRecord | None:
+    @reads
+    def latest(self, run_id: Id) -> CheckpointRecord | None:
         """The run's newest checkpoint, or None."""
         query = (
             sa.select(*self.columns)
-            .where(Checkpoint.run_id == run_id)
+            .where(Checkpoint.run_id == validation.identifier(run_id, "run_id"))
             .order_by(Checkpoint.created_at.desc(), Checkpoint.id.desc())
             .limit(1)
         )
-        with self._tx.read() as connection:
-            row = connection.execute(query).first()
+        row = self._connection.execute(query).first()
         return None if row is None else CheckpointRecord.from_row(row)
 
-    def list(self, run_id: uuid.UUID, limit: int = 100) -> builtins.list[CheckpointRecord]:
+    @reads
+    def list(self, run_id: Id, limit: int = 100) -> builtins.list[CheckpointRecord]:
         """The run's ``limit`` latest checkpoints, oldest first."""
         validation.positive_int(limit, "limit", maximum=10_000)
-        query = sa.select(*self.columns).where(Checkpoint.run_id == run_id)
+        query = sa.select(*self.columns).where(
+            Checkpoint.run_id == validation.identifier(run_id, "run_id")
+        )
         newest_first = [Checkpoint.created_at.desc(), Checkpoint.id.desc()]
-        with self._tx.read() as connection:
-            rows = latest_oldest_first(connection, query, newest_first, limit)
+        rows = latest_oldest_first(self._connection, query, newest_first, limit)
         return [CheckpointRecord.from_row(row) for row in rows]

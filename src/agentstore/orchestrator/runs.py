@@ -5,20 +5,20 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
 
 from agentstore import cursors, validation
-from agentstore.boundary import Transactions
 from agentstore.errors import NotFoundError, ValidationError
 from agentstore.models import Run
+from agentstore.operations import Repository, reads, writes
 from agentstore.orchestrator.common import insert_events, require_run
+from agentstore.orchestrator.snapshot import RunSnapshot, read_snapshot
 from agentstore.records import UNSET, Unset, from_row
 from agentstore.statuses import RunStatus
-
-if TYPE_CHECKING:
-    from agentstore.orchestrator.snapshot import RunSnapshot, SnapshotReader
+from agentstore.validation import Id
 
 RUN_COLUMNS = tuple(Run.__table__.c)
 NEWEST_FIRST = "runs:created_at:desc"
@@ -26,14 +26,14 @@ NEWEST_FIRST = "runs:created_at:desc"
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
-    id: uuid.UUID
+    id: UUID
     goal: str
     repo_path: str
     status: RunStatus
     summary: str | None
     cycle_count: int
     replan_count: int
-    current_task_id: uuid.UUID | None
+    current_task_id: UUID | None
     created_at: datetime
     updated_at: datetime
 
@@ -50,13 +50,12 @@ class RunPage:
     next_cursor: str | None
 
 
-class RunRepository:
-    """``store.runs``."""
+class RunRepository(Repository):
+    """``store.runs``: orchestrator runs, each with everything under it."""
 
-    def __init__(self, transactions: Transactions, snapshots: SnapshotReader) -> None:
-        self._tx = transactions
-        self._snapshots = snapshots
+    __slots__ = ()
 
+    @writes
     def create(self, goal: str, repo_path: str, status: str = RunStatus.PLANNING) -> RunRecord:
         """Start a run (journalling ``run_created``). Raises ``ValidationError``."""
         values = {
@@ -64,31 +63,33 @@ class RunRepository:
             "repo_path": validation.text(repo_path, Run.repo_path),
             "status": validation.status(status, RunStatus).value,
         }
-        with self._tx.write() as connection:
-            row = connection.execute(sa.insert(Run).values(values).returning(*RUN_COLUMNS)).one()
-            insert_events(
-                connection,
-                self._tx.backend,
-                [
-                    {
-                        "run_id": row.id,
-                        "source": "system",
-                        "kind": "run_created",
-                        "message": "Run created.",
-                        "payload": {"goal": goal, "repo_path": repo_path},
-                    }
-                ],
-            )
-            return RunRecord.from_row(row)
+        connection = self._connection
+        row = connection.execute(sa.insert(Run).values(values).returning(*RUN_COLUMNS)).one()
+        insert_events(
+            connection,
+            self._backend,
+            [
+                {
+                    "run_id": row.id,
+                    "source": "system",
+                    "kind": "run_created",
+                    "message": "Run created.",
+                    "payload": {"goal": goal, "repo_path": repo_path},
+                }
+            ],
+        )
+        return RunRecord.from_row(row)
 
-    def get(self, run_id: uuid.UUID) -> RunRecord:
+    @reads
+    def get(self, run_id: Id) -> RunRecord:
         """The run. Raises ``NotFoundError``."""
-        with self._tx.read() as connection:
-            row = connection.execute(sa.select(*RUN_COLUMNS).where(Run.id == run_id)).first()
+        run_id = validation.identifier(run_id, "run_id")
+        row = self._connection.execute(sa.select(*RUN_COLUMNS).where(Run.id == run_id)).first()
         if row is None:
             raise NotFoundError(f"run {run_id} not found")
         return RunRecord.from_row(row)
 
+    @reads
     def list(
         self, *, status: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> RunPage:
@@ -103,12 +104,13 @@ class RunRepository:
             created_at, run_id = cursors.decode(cursor, NEWEST_FIRST, 2)
             try:
                 after = (datetime.fromisoformat(created_at), uuid.UUID(run_id))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, AttributeError):
                 raise ValidationError("malformed cursor") from None
+            if after[0].tzinfo is None:
+                raise ValidationError("malformed cursor")
             query = query.where(sa.tuple_(Run.created_at, Run.id) < sa.tuple_(*after))
         query = query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit + 1)
-        with self._tx.read() as connection:
-            items = [RunRecord.from_row(row) for row in connection.execute(query)]
+        items = [RunRecord.from_row(row) for row in self._connection.execute(query)]
         next_cursor = None
         if len(items) > limit:
             items = items[:limit]
@@ -116,13 +118,14 @@ class RunRepository:
             next_cursor = cursors.encode(NEWEST_FIRST, [last.created_at.isoformat(), str(last.id)])
         return RunPage(items, next_cursor)
 
+    @writes
     def update(
         self,
-        run_id: uuid.UUID,
+        run_id: Id,
         *,
         status: str | Unset = UNSET,
         summary: str | Unset | None = UNSET,
-        current_task_id: uuid.UUID | Unset | None = UNSET,
+        current_task_id: Id | Unset | None = UNSET,
     ) -> RunRecord:
         """Change the fields given (``None`` clears summary or current task). Raises
         ``NotFoundError`` (run, or current task), ``ValidationError``."""
@@ -132,32 +135,38 @@ class RunRepository:
         if not isinstance(summary, Unset):
             values["summary"] = validation.optional_text(summary, Run.summary)
         if not isinstance(current_task_id, Unset):
-            values["current_task_id"] = current_task_id
+            values["current_task_id"] = validation.optional_identifier(
+                current_task_id, "current_task_id"
+            )
         return self._update(run_id, values)
 
-    def increment_cycle(self, run_id: uuid.UUID) -> RunRecord:
+    @writes
+    def increment_cycle(self, run_id: Id) -> RunRecord:
         """Add one to the run's cycle count, atomically. Raises ``NotFoundError``."""
         return self._update(run_id, {"cycle_count": Run.cycle_count + 1})
 
-    def increment_replan(self, run_id: uuid.UUID) -> RunRecord:
+    @writes
+    def increment_replan(self, run_id: Id) -> RunRecord:
         """Add one to the run's replan count, atomically. Raises ``NotFoundError``."""
         return self._update(run_id, {"replan_count": Run.replan_count + 1})
 
-    def delete(self, run_id: uuid.UUID) -> None:
+    @writes
+    def delete(self, run_id: Id) -> None:
         """Delete the run and everything that belongs to it. Raises ``NotFoundError``."""
-        with self._tx.write() as connection:
-            require_run(connection, run_id)
-            connection.execute(sa.delete(Run).where(Run.id == run_id))
+        run_id = validation.identifier(run_id, "run_id")
+        require_run(self._connection, run_id)
+        self._connection.execute(sa.delete(Run).where(Run.id == run_id))
 
-    def snapshot(self, run_id: uuid.UUID) -> RunSnapshot:
+    @reads
+    def snapshot(self, run_id: Id) -> RunSnapshot:
         """Everything about the run at one instant (see ``RunSnapshot``), read in one
         transaction. Raises ``NotFoundError``."""
-        return self._snapshots.read(run_id)
+        return read_snapshot(self._connection, self._backend, self.get(run_id))
 
-    def _update(self, run_id: uuid.UUID, values: dict[str, Any]) -> RunRecord:
+    def _update(self, run_id: Id, values: dict[str, Any]) -> RunRecord:
+        run_id = validation.identifier(run_id, "run_id")
         statement = sa.update(Run).where(Run.id == run_id).values(values).returning(*RUN_COLUMNS)
-        with self._tx.write() as connection:
-            row = connection.execute(statement).first()
+        row = self._connection.execute(statement).first()
         if row is None:
             raise NotFoundError(f"run {run_id} not found")
         return RunRecord.from_row(row)

@@ -9,18 +9,17 @@ overwrite the work of the one that took over.
 from __future__ import annotations
 
 import builtins
-import uuid
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from agentstore import validation
 from agentstore.backends import Backend
-from agentstore.boundary import Transactions
 from agentstore.errors import (
     InvalidTransitionError,
     NotFoundError,
@@ -28,9 +27,11 @@ from agentstore.errors import (
     ValidationError,
 )
 from agentstore.models import Task, core_table
+from agentstore.operations import Repository, reads, writes
 from agentstore.orchestrator.common import insert_events, require_run
 from agentstore.records import from_row
 from agentstore.statuses import TaskStatus
+from agentstore.validation import Id
 
 LEASE_EXPIRED = "lease_expired"
 HELD = (TaskStatus.IN_PROGRESS,)  # the status of a task a worker holds
@@ -56,8 +57,8 @@ class TaskDraft:
 
 @dataclass(frozen=True, slots=True)
 class TaskRecord:
-    id: uuid.UUID
-    run_id: uuid.UUID
+    id: UUID
+    run_id: UUID
     title: str
     objective: str
     acceptance_criteria: tuple[str, ...]
@@ -89,10 +90,14 @@ class TaskRecord:
 
 
 def _check_draft(draft: TaskDraft) -> dict[str, Any]:
+    if not isinstance(draft, TaskDraft):
+        raise ValidationError(f"expected a TaskDraft, got {type(draft).__name__}")
+
     def strings(values: Sequence[str], name: str) -> list[str]:
-        if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+        checked = validation.sequence(values, name)
+        if not all(isinstance(v, str) for v in checked):
             raise ValidationError(f"{name} must be a list of strings")
-        return list(values)
+        return checked
 
     return {
         "title": validation.text(draft.title, Task.title),
@@ -105,12 +110,6 @@ def _check_draft(draft: TaskDraft) -> dict[str, Any]:
         if draft.max_attempts is None
         else validation.positive_int(draft.max_attempts, "max_attempts"),
     }
-
-
-def _check_lease(lease: timedelta) -> timedelta:
-    if not isinstance(lease, timedelta) or lease <= timedelta(0):
-        raise ValidationError(f"lease must be a positive timedelta, got {lease!r}")
-    return lease
 
 
 def _closing(status: TaskStatus, summary: str | None, blocker: str | None) -> dict[str, Any]:
@@ -165,54 +164,69 @@ def _held_update(values: dict[str, Any], from_statuses: tuple[TaskStatus, ...]) 
     )
 
 
-class TaskRepository:
+@dataclass(frozen=True)
+class _Statements:
+    """The hot paths' statements, built once per database with bound parameters:
+    SQLAlchemy then skips building each statement and its cache key on every call."""
+
+    claim_in_run: sa.Update
+    claim_any_run: sa.Update
+    close: sa.Update
+    close_unclaimed: sa.Update
+    extend_lease: sa.Update
+
+
+@functools.cache
+def _statements(backend: Backend) -> _Statements:
+    closing: dict[str, Any] = {
+        "status": sa.bindparam("new_status"),
+        "implementation_summary": sa.bindparam("summary"),
+        "blocker_signature": sa.bindparam("blocker"),
+        "claimed_by": None,
+        "lease_expires_at": None,
+    }
+    return _Statements(
+        claim_in_run=_claim_statement(backend, in_run=True),
+        claim_any_run=_claim_statement(backend, in_run=False),
+        close=_held_update(closing, HELD),
+        close_unclaimed=_held_update(closing, (TaskStatus.PENDING, *HELD)),
+        extend_lease=_held_update({"lease_expires_at": backend.deadline()}, HELD),
+    )
+
+
+class TaskRepository(Repository):
     """``store.tasks``: the plan of each run and the claims workers hold on it."""
 
-    def __init__(self, transactions: Transactions, backend: Backend) -> None:
-        self._tx = transactions
-        self._backend = backend
-        # The hot paths run statements built once, with bound parameters: SQLAlchemy then
-        # skips building the statement and its cache key on every call.
-        self._claim_in_run = _claim_statement(backend, in_run=True)
-        self._claim_any_run = _claim_statement(backend, in_run=False)
-        closing: dict[str, Any] = {
-            "status": sa.bindparam("new_status"),
-            "implementation_summary": sa.bindparam("summary"),
-            "blocker_signature": sa.bindparam("blocker"),
-            "claimed_by": None,
-            "lease_expires_at": None,
-        }
-        self._close = _held_update(closing, HELD)
-        self._close_unclaimed = _held_update(closing, (TaskStatus.PENDING, *HELD))
-        self._extend_lease = _held_update({"lease_expires_at": backend.deadline()}, HELD)
+    __slots__ = ()
 
-    def get(self, task_id: uuid.UUID) -> TaskRecord:
+    @reads
+    def get(self, task_id: Id) -> TaskRecord:
         """The task. Raises ``NotFoundError``."""
-        with self._tx.read() as connection:
-            return self._get(connection, task_id)
+        return self._get(validation.identifier(task_id, "task_id"))
 
+    @reads
     def list(
         self,
-        run_id: uuid.UUID,
+        run_id: Id,
         statuses: Iterable[str] | None = None,
         *,
         limit: int | None = None,
     ) -> builtins.list[TaskRecord]:
         """The run's tasks in plan order, optionally only those in ``statuses``, at most
         ``limit``. Raises ``ValidationError`` for an unknown status."""
-        query = sa.select(*TASK_COLUMNS).where(Task.run_id == run_id)
+        query = sa.select(*TASK_COLUMNS).where(
+            Task.run_id == validation.identifier(run_id, "run_id")
+        )
         if limit is not None:
             query = query.limit(validation.positive_int(limit, "limit"))
         if statuses is not None:
             wanted = validation.statuses(statuses, TaskStatus)
             query = query.where(Task.status.in_([s.value for s in wanted]))
-        with self._tx.read() as connection:
-            rows = connection.execute(query.order_by(Task.position, Task.id))
-            return [TaskRecord.from_row(row) for row in rows]
+        rows = self._connection.execute(query.order_by(Task.position, Task.id))
+        return [TaskRecord.from_row(row) for row in rows]
 
-    def replace_pending(
-        self, run_id: uuid.UUID, drafts: Sequence[TaskDraft]
-    ) -> builtins.list[TaskRecord]:
+    @writes
+    def replace_pending(self, run_id: Id, drafts: Sequence[TaskDraft]) -> builtins.list[TaskRecord]:
         """Replace the run's plan in one transaction: its pending tasks and the tasks
         workers hold are abandoned (a holder's later ``complete`` then fails with
         ``StaleClaimError``), and ``drafts`` become pending tasks in the given order.
@@ -220,36 +234,36 @@ class TaskRepository:
         Returns the new tasks in plan order. Raises ``NotFoundError`` (no such run) and
         ``ValidationError`` (a bad draft; nothing is changed).
         """
-        rows = [_check_draft(draft) for draft in drafts]
-        with self._tx.write() as connection:
-            require_run(connection, run_id, lock=True)  # one replace of a plan at a time
-            connection.execute(
-                sa.update(Task)
-                .where(
-                    Task.run_id == run_id,
-                    Task.status.in_([TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value]),
-                )
-                .values(status=TaskStatus.ABANDONED.value, claimed_by=None, lease_expires_at=None)
+        run_id = validation.identifier(run_id, "run_id")
+        rows = [_check_draft(draft) for draft in validation.sequence(drafts, "drafts")]
+        connection = self._connection
+        require_run(connection, run_id, lock=True)  # one replace of a plan at a time
+        connection.execute(
+            sa.update(Task)
+            .where(
+                Task.run_id == run_id,
+                Task.status.in_([TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value]),
             )
-            if not rows:
-                return []
-            last = connection.execute(
-                sa.select(sa.func.coalesce(sa.func.max(Task.position), -1)).where(
-                    Task.run_id == run_id
-                )
-            ).scalar_one()
-            for offset, row in enumerate(rows, start=1):
-                row.update(run_id=run_id, status=TaskStatus.PENDING.value, position=last + offset)
-            inserted = connection.execute(
-                sa.insert(Task).returning(*TASK_COLUMNS, sort_by_parameter_order=True), rows
-            )
-            return [TaskRecord.from_row(row) for row in inserted]
+            .values(status=TaskStatus.ABANDONED.value, claimed_by=None, lease_expires_at=None)
+        )
+        if not rows:
+            return []
+        last = connection.execute(
+            sa.select(sa.func.coalesce(sa.func.max(Task.position), -1)).where(Task.run_id == run_id)
+        ).scalar_one()
+        for offset, row in enumerate(rows, start=1):
+            row.update(run_id=run_id, status=TaskStatus.PENDING.value, position=last + offset)
+        inserted = connection.execute(
+            sa.insert(Task).returning(*TASK_COLUMNS, sort_by_parameter_order=True), rows
+        )
+        return [TaskRecord.from_row(row) for row in inserted]
 
+    @writes
     def claim_next(
         self,
         worker: str,
         *,
-        run_id: uuid.UUID | None = None,
+        run_id: Id | None = None,
         lease: timedelta = timedelta(minutes=5),
         limit: int = 1,
     ) -> builtins.list[TaskRecord]:
@@ -261,35 +275,37 @@ class TaskRepository:
         claim order, or an empty list. Raises ``ValidationError``.
         """
         validation.text(worker, Task.claimed_by)
-        _check_lease(lease)
+        validation.duration(lease, "lease")
         validation.positive_int(limit, "limit", maximum=1000)
-        claim = self._claim_any_run if run_id is None else self._claim_in_run
+        run_id = validation.optional_identifier(run_id, "run_id")
+        statements = _statements(self._backend)
+        claim = statements.claim_any_run if run_id is None else statements.claim_in_run
         params = {
             "worker": worker,
             "lease": self._backend.lease_parameter(lease),
             "limit": limit,
             "in_run": run_id,
         }
-        with self._tx.write() as connection:
-            claimed = [TaskRecord.from_row(row) for row in connection.execute(claim, params)]
+        claimed = [TaskRecord.from_row(row) for row in self._connection.execute(claim, params)]
         # RETURNING gives no order; hand tasks back in the order they were chosen.
         if run_id is not None:
             return sorted(claimed, key=lambda t: (t.position, t.id))
         return sorted(claimed, key=lambda t: (-t.priority, t.created_at, t.position, t.id))
 
-    def heartbeat(self, task_id: uuid.UUID, attempt: int, lease: timedelta) -> TaskRecord:
+    @writes
+    def heartbeat(self, task_id: Id, attempt: int, lease: timedelta) -> TaskRecord:
         """Extend the lease of a task the caller holds under ``attempt``.
 
         Raises ``StaleClaimError`` (no longer held under that attempt), ``NotFoundError``,
         ``ValidationError``.
         """
-        _check_lease(lease)
+        validation.duration(lease, "lease")
         params = {"lease": self._backend.lease_parameter(lease)}
-        return self._finish_held(task_id, attempt, self._extend_lease, params, "heartbeat")
+        statement = _statements(self._backend).extend_lease
+        return self._finish_held(task_id, attempt, statement, params, "heartbeat")
 
-    def complete(
-        self, task_id: uuid.UUID, summary: str, *, attempt: int | None = None
-    ) -> TaskRecord:
+    @writes
+    def complete(self, task_id: Id, summary: str, *, attempt: int | None = None) -> TaskRecord:
         """Mark an ``in_progress`` task completed with its implementation summary.
 
         ``attempt`` is the fencing token from the claim. Raises ``StaleClaimError`` (the
@@ -298,11 +314,14 @@ class TaskRepository:
         """
         validation.text(summary, Task.implementation_summary)
         params = _closing(TaskStatus.COMPLETED, summary, None)
-        return self._finish_held(task_id, attempt, self._close, params, "complete")
+        return self._finish_held(
+            task_id, attempt, _statements(self._backend).close, params, "complete"
+        )
 
+    @writes
     def block(
         self,
-        task_id: uuid.UUID,
+        task_id: Id,
         summary: str | None,
         blocker_signature: str | None,
         *,
@@ -310,11 +329,14 @@ class TaskRepository:
     ) -> TaskRecord:
         """Mark an ``in_progress`` task blocked. Raises as ``complete``."""
         params = _closing(TaskStatus.BLOCKED, summary, blocker_signature)
-        return self._finish_held(task_id, attempt, self._close, params, "block")
+        return self._finish_held(
+            task_id, attempt, _statements(self._backend).close, params, "block"
+        )
 
+    @writes
     def abandon(
         self,
-        task_id: uuid.UUID,
+        task_id: Id,
         summary: str | None = None,
         blocker_signature: str | None = None,
         *,
@@ -324,36 +346,40 @@ class TaskRepository:
         that claim may. Raises as ``complete``."""
         params = _closing(TaskStatus.ABANDONED, summary, blocker_signature)
         # Without a fencing token a pending task may be abandoned too.
-        statement = self._close if attempt is not None else self._close_unclaimed
+        statements = _statements(self._backend)
+        statement = statements.close if attempt is not None else statements.close_unclaimed
         return self._finish_held(task_id, attempt, statement, params, "abandon")
 
-    def requeue_in_progress(self, run_id: uuid.UUID) -> int:
+    @writes
+    def requeue_in_progress(self, run_id: Id) -> int:
         """Put every in-progress task of the run back to pending (a run resuming after a
         stop), journalling a ``requeue_in_progress`` event. Returns how many moved.
         Raises ``NotFoundError``."""
-        with self._tx.write() as connection:
-            require_run(connection, run_id)
-            moved = connection.execute(
-                sa.update(Task)
-                .where(Task.run_id == run_id, Task.status == TaskStatus.IN_PROGRESS.value)
-                .values(status=TaskStatus.PENDING.value, claimed_by=None, lease_expires_at=None)
-            ).rowcount
-            if moved:
-                insert_events(
-                    connection,
-                    self._backend,
-                    [
-                        {
-                            "run_id": run_id,
-                            "source": "system",
-                            "kind": "requeue_in_progress",
-                            "message": "Requeued in-progress tasks on resume.",
-                            "payload": {"changes": moved},
-                        }
-                    ],
-                )
-            return int(moved)
+        run_id = validation.identifier(run_id, "run_id")
+        connection = self._connection
+        require_run(connection, run_id)
+        moved = connection.execute(
+            sa.update(Task)
+            .where(Task.run_id == run_id, Task.status == TaskStatus.IN_PROGRESS.value)
+            .values(status=TaskStatus.PENDING.value, claimed_by=None, lease_expires_at=None)
+        ).rowcount
+        if moved:
+            insert_events(
+                connection,
+                self._backend,
+                [
+                    {
+                        "run_id": run_id,
+                        "source": "system",
+                        "kind": "requeue_in_progress",
+                        "message": "Requeued in-progress tasks on resume.",
+                        "payload": {"changes": moved},
+                    }
+                ],
+            )
+        return int(moved)
 
+    @writes
     def requeue_expired(self) -> int:
         """Rescue tasks whose lease ran out (their worker died or stalled): back to
         pending, or ``blocked`` with blocker signature ``lease_expired`` once the task has
@@ -364,50 +390,49 @@ class TaskRepository:
         )
         exhausted = sa.and_(Task.max_attempts.is_not(None), Task.attempt_count >= Task.max_attempts)
         released = {"claimed_by": None, "lease_expires_at": None}
-        with self._tx.write() as connection:
-            blocked = connection.execute(
-                sa.update(Task)
-                .where(expired, exhausted)
-                .values(
-                    status=TaskStatus.BLOCKED.value, blocker_signature=LEASE_EXPIRED, **released
+        connection = self._connection
+        blocked = connection.execute(
+            sa.update(Task)
+            .where(expired, exhausted)
+            .values(status=TaskStatus.BLOCKED.value, blocker_signature=LEASE_EXPIRED, **released)
+            .returning(Task.id, Task.run_id, Task.attempt_count)
+        ).all()
+        requeued = connection.execute(
+            sa.update(Task)
+            .where(expired)
+            .values(status=TaskStatus.PENDING.value, **released)
+            .returning(Task.id, Task.run_id, Task.attempt_count)
+        ).all()
+        insert_events(
+            connection,
+            self._backend,
+            [
+                {
+                    "run_id": row.run_id,
+                    "source": "system",
+                    "kind": kind,
+                    "message": message,
+                    "payload": {"task_id": str(row.id), "attempt": row.attempt_count},
+                }
+                for rows, kind, message in (
+                    (blocked, "lease_expired_blocked", "Lease expired; attempts used up."),
+                    (requeued, "lease_expired_requeued", "Lease expired; task requeued."),
                 )
-                .returning(Task.id, Task.run_id, Task.attempt_count)
-            ).all()
-            requeued = connection.execute(
-                sa.update(Task)
-                .where(expired)
-                .values(status=TaskStatus.PENDING.value, **released)
-                .returning(Task.id, Task.run_id, Task.attempt_count)
-            ).all()
-            insert_events(
-                connection,
-                self._backend,
-                [
-                    {
-                        "run_id": row.run_id,
-                        "source": "system",
-                        "kind": kind,
-                        "message": message,
-                        "payload": {"task_id": str(row.id), "attempt": row.attempt_count},
-                    }
-                    for rows, kind, message in (
-                        (blocked, "lease_expired_blocked", "Lease expired; attempts used up."),
-                        (requeued, "lease_expired_requeued", "Lease expired; task requeued."),
-                    )
-                    for row in rows
-                ],
-            )
-            return len(blocked) + len(requeued)
+                for row in rows
+            ],
+        )
+        return len(blocked) + len(requeued)
 
-    def _get(self, connection: Connection, task_id: uuid.UUID) -> TaskRecord:
-        row = connection.execute(sa.select(*TASK_COLUMNS).where(Task.id == task_id)).first()
+    def _get(self, task_id: UUID) -> TaskRecord:
+        query = sa.select(*TASK_COLUMNS).where(Task.id == task_id)
+        row = self._connection.execute(query).first()
         if row is None:
             raise NotFoundError(f"task {task_id} not found")
         return TaskRecord.from_row(row)
 
     def _finish_held(
         self,
-        task_id: uuid.UUID,
+        task_id: Id,
         attempt: int | None,
         statement: sa.Update,
         params: dict[str, Any],
@@ -416,14 +441,14 @@ class TaskRepository:
         """Run ``statement`` (a ``_held_update``) on the task if it is in one of the
         statement's statuses (and, with ``attempt``, still held under it), in one
         conditional UPDATE; otherwise explain why not with the right error."""
+        task_id = validation.identifier(task_id, "task_id")
         if attempt is not None:
             validation.positive_int(attempt, "attempt")
         params = {**params, "task_id": task_id, "attempt": attempt}
-        with self._tx.write() as connection:
-            row = connection.execute(statement, params).first()
-            if row is not None:
-                return TaskRecord.from_row(row)
-            current = self._get(connection, task_id)
+        row = self._connection.execute(statement, params).first()
+        if row is not None:
+            return TaskRecord.from_row(row)
+        current = self._get(task_id)
         if attempt is not None and (
             current.attempt_count != attempt
             or current.status in (TaskStatus.PENDING, TaskStatus.ABANDONED)

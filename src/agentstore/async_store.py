@@ -1,0 +1,131 @@
+"""``AsyncAgentStore``: the asyncio face. The same operations as ``AgentStore`` (no SQL or
+validation of its own), awaited: each runs on the sync side of an ``AsyncConnection``
+(SQLAlchemy's ``run_sync``) over the native async driver (aiosqlite, psycopg async), so
+the event loop never blocks on the database.
+
+    async with AsyncAgentStore.open("sqlite:///agentstore.db") as store:
+        await store.migrate()
+        run = await store.runs.create("goal", "/repo")
+        async with store.transaction() as tx:
+            await tx.events.add(run.id, "worker", "note", "in one transaction")
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import URL
+
+from agentstore.async_faces import (
+    AsyncAgents,
+    AsyncApprovals,
+    AsyncArtifacts,
+    AsyncAttempts,
+    AsyncCheckpoints,
+    AsyncEvents,
+    AsyncExecutions,
+    AsyncRuns,
+    AsyncTasks,
+)
+from agentstore.backends import Backend, configure, create_async_engine
+from agentstore.boundary import AsyncCalls, AsyncSavepointPerCall, AsyncTransactionPerCall
+from agentstore.errors import UnsupportedDatabaseError
+from agentstore.schema import migrate
+from agentstore.store import require_configured
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+
+class AsyncFaces:
+    """Every aggregate's asyncio face, each call run by ``calls``."""
+
+    def __init__(self, calls: AsyncCalls) -> None:
+        self.runs = AsyncRuns(calls)
+        self.agents = AsyncAgents(calls)
+        self.tasks = AsyncTasks(calls)
+        self.attempts = AsyncAttempts(calls)
+        self.events = AsyncEvents(calls)
+        self.artifacts = AsyncArtifacts(calls)
+        self.approvals = AsyncApprovals(calls)
+        self.checkpoints = AsyncCheckpoints(calls)
+        self.executions = AsyncExecutions(calls)
+
+
+class AsyncUnit(AsyncFaces):
+    """Calls that share one transaction on one ``AsyncConnection``, as ``Unit``. Calls
+    from several tasks on one unit take turns."""
+
+    def __init__(self, connection: AsyncConnection, backend: Backend) -> None:
+        super().__init__(AsyncSavepointPerCall(connection, backend))
+        self.connection = connection
+
+
+class AsyncAgentStore(AsyncFaces):
+    """Storage for orchestrator runs and execution history, for asyncio programs.
+
+    Every call is awaitable and is its own transaction; ``async with
+    store.transaction() as tx`` groups calls into one. One store may be shared by any
+    number of tasks of one event loop; no two tasks ever share a transaction.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        """Use ``engine`` (see ``AsyncAgentStore.open`` for one made from a URL). An
+        engine made elsewhere gets agentstore's connection settings attached."""
+        sync_engine = getattr(engine, "sync_engine", None)
+        if sync_engine is None:
+            raise UnsupportedDatabaseError(
+                f"AsyncAgentStore takes an AsyncEngine, got {type(engine).__name__} "
+                "(for a sync Engine, use AgentStore)"
+            )
+        self.engine = engine
+        self.backend = configure(sync_engine)
+        self._calls = AsyncTransactionPerCall(engine, self.backend)
+        super().__init__(self._calls)
+
+    @classmethod
+    def open(cls, url: str | URL | None = None) -> AsyncAgentStore:
+        """The store at ``url``, else ``$AGENTSTORE_DATABASE_URL``, else
+        ``sqlite:///agentstore.db``, on the asyncio driver (``sqlite://`` URLs get
+        aiosqlite, ``postgresql://`` ones psycopg's async connection). Use it as
+        ``async with AsyncAgentStore.open(url) as store``. Nothing is created until
+        ``migrate()``."""
+        return cls(create_async_engine(url))
+
+    async def migrate(self) -> None:
+        """Upgrade the database to the newest schema (Alembic runs on the sync driver, in
+        a worker thread, so the event loop goes on)."""
+        await asyncio.to_thread(migrate, self.engine.url)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncUnit]:
+        """``async with store.transaction() as tx:`` — as ``AgentStore.transaction``."""
+        async with self._calls.unit() as connection:
+            yield AsyncUnit(connection, self.backend)
+
+    def on(self, connection: AsyncConnection) -> AsyncUnit:
+        """The repositories bound to an ``AsyncConnection`` the host opened, inside the
+        host's transaction, as ``AgentStore.on``."""
+        from sqlalchemy.ext.asyncio import AsyncConnection
+
+        require_configured(connection, AsyncConnection, self.backend)
+        return AsyncUnit(connection, self.backend)
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> AsyncAgentStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,128 @@
+"""Everything that differs between SQLite and PostgreSQL lives in this package, behind
+one small object (a ``Backend``) chosen once from the database URL. The rest of
+agentstore never asks which database it is talking to.
+
+This module makes engines: sync ones for ``AgentStore``, asyncio ones for
+``AsyncAgentStore``, both configured by the same hooks.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from agentstore.backends.base import CONFIGURED, READ_ONLY, Backend
+from agentstore.backends.postgresql import PostgresBackend
+from agentstore.backends.sqlite import SQLiteBackend
+from agentstore.errors import UnsupportedDatabaseError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+DEFAULT_URL = "sqlite:///agentstore.db"
+URL_ENV_VAR = "AGENTSTORE_DATABASE_URL"
+
+_BACKENDS: dict[str, Backend] = {"sqlite": SQLiteBackend(), "postgresql": PostgresBackend()}
+
+__all__ = [
+    "CONFIGURED",
+    "DEFAULT_URL",
+    "READ_ONLY",
+    "URL_ENV_VAR",
+    "Backend",
+    "PostgresBackend",
+    "SQLiteBackend",
+    "backend_for",
+    "configure",
+    "create_async_engine",
+    "create_engine",
+    "resolve_url",
+]
+
+
+def resolve_url(url: str | URL | None = None) -> URL:
+    """The URL given, else ``$AGENTSTORE_DATABASE_URL``, else the embedded SQLite file.
+
+    A bare ``postgresql://`` URL is given the psycopg 3 driver, the one agentstore ships with.
+    """
+    try:
+        resolved = make_url(url or os.environ.get(URL_ENV_VAR) or DEFAULT_URL)
+    except sa.exc.ArgumentError as exc:
+        raise UnsupportedDatabaseError(f"not a database URL: {url!r}") from exc
+    if resolved.drivername in ("postgresql", "postgres"):
+        resolved = resolved.set(drivername="postgresql+psycopg")
+    return resolved
+
+
+def backend_for(url: URL) -> Backend:
+    """The backend for ``url``'s database; any other database or driver is refused."""
+    backend = _BACKENDS.get(url.get_backend_name())
+    if backend is None:
+        raise UnsupportedDatabaseError(
+            f"agentstore runs on SQLite and PostgreSQL, not {url.get_backend_name()!r}"
+        )
+    backend.check_url(url)
+    return backend
+
+
+def configure(engine: Engine) -> Backend:
+    """Give ``engine`` (sync, or an async engine's ``sync_engine``) every setting agentstore
+    relies on, if it lacks them; its backend. An engine made by the host is refused if it
+    cannot be made to work (another database or driver, or autocommit)."""
+    backend = backend_for(engine.url)
+    isolation = engine.get_execution_options().get("isolation_level") or getattr(
+        engine.dialect, "_on_connect_isolation_level", None
+    )
+    if isolation == "AUTOCOMMIT":
+        raise UnsupportedDatabaseError(
+            "an AUTOCOMMIT engine cannot hold agentstore's transactions: "
+            "create it without isolation_level='AUTOCOMMIT'"
+        )
+    backend.configure(engine)
+    return backend
+
+
+def create_engine(url: str | URL | None = None, **engine_options: Any) -> Engine:
+    """A sync engine for ``url`` (see ``resolve_url``) with every setting agentstore
+    relies on. A URL naming the asyncio driver gets the sync one."""
+    resolved = resolve_url(url)
+    backend = backend_for(resolved)
+    try:
+        engine = sa.create_engine(
+            backend.sync_url(resolved), **{**backend.engine_defaults, **engine_options}
+        )
+    except ModuleNotFoundError as exc:
+        raise UnsupportedDatabaseError(
+            f"{backend.name} needs the {backend.sync_driver} driver: "
+            "pip install 'agentstore[postgres]'"
+        ) from exc
+    configure(engine)
+    return engine
+
+
+def create_async_engine(url: str | URL | None = None, **engine_options: Any) -> AsyncEngine:
+    """An asyncio engine (``sqlalchemy.ext.asyncio.AsyncEngine``) for ``url``, on the
+    native async driver (aiosqlite, psycopg's async connection), configured by the
+    same hooks as the sync engine. Needs ``pip install 'agentstore[asyncio]'``."""
+    resolved = resolve_url(url)
+    backend = backend_for(resolved)
+    if importlib.util.find_spec("greenlet") is None:  # SQLAlchemy's asyncio bridge
+        raise UnsupportedDatabaseError(
+            "the asyncio face needs greenlet: pip install 'agentstore[asyncio]'"
+        )
+    from sqlalchemy.ext.asyncio import create_async_engine as create
+
+    options = {**backend.engine_defaults, **engine_options}
+    try:
+        engine = create(backend.async_url(resolved), **options)
+    except ModuleNotFoundError as exc:
+        raise UnsupportedDatabaseError(
+            f"the asyncio face on {backend.name} needs the {backend.async_driver} driver: "
+            "pip install 'agentstore[asyncio]'"
+        ) from exc
+    configure(engine.sync_engine)
+    return engine

@@ -1,0 +1,177 @@
+"""What a database backend must provide: the SQL pieces that differ between SQLite and
+PostgreSQL, the connection settings every engine gets, and what a driver error means."""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+
+from agentstore.errors import (
+    AgentStoreError,
+    StoreUnavailableError,
+    UnsupportedDatabaseError,
+    ValidationError,
+)
+
+# Execution option that marks a transaction as read-only (see SQLiteBackend).
+READ_ONLY = "agentstore_read_only"
+# Set in a pooled connection's ``info`` once agentstore's settings are applied to it.
+CONFIGURED = "agentstore_configured"
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class Backend(ABC):
+    """What one database needs that the other does not. One instance per database kind."""
+
+    name: str
+    #: The Alembic revision tree for this database, a folder of ``migrations/``.
+    migrations_tree: str
+    #: The drivers agentstore runs on: (sync, asyncio).
+    sync_driver: str
+    async_driver: str
+
+    # -- engines ------------------------------------------------------------------
+
+    #: ``create_engine`` options agentstore's own engines start from.
+    engine_defaults: dict[str, Any] = {}  # noqa: RUF012 - read-only
+
+    def check_url(self, url: URL) -> None:
+        """Refuse a driver agentstore does not run on."""
+        driver = url.get_driver_name()
+        if driver not in (self.sync_driver, self.async_driver):
+            raise UnsupportedDatabaseError(
+                f"agentstore runs on {self.name} through the {self.sync_driver} and "
+                f"{self.async_driver} drivers, not {driver!r}"
+            )
+
+    #: The driver names as written in a URL, where they differ from the ones above.
+    sync_url_driver: str | None = None
+    async_url_driver: str | None = None
+
+    def sync_url(self, url: URL) -> URL:
+        """``url`` on the sync driver."""
+        if url.get_driver_name() == self.sync_driver:
+            return url
+        return url.set(drivername=self._drivername(self.sync_url_driver))
+
+    def async_url(self, url: URL) -> URL:
+        """``url`` on the asyncio driver."""
+        if url.get_driver_name() == self.async_driver:
+            return url
+        return url.set(drivername=self._drivername(self.async_url_driver))
+
+    def _drivername(self, driver: str | None) -> str:
+        return self.name if driver is None else f"{self.name}+{driver}"
+
+    @abstractmethod
+    def configure(self, engine: Engine) -> None:
+        """Attach every connection setting this database needs to ``engine`` (a sync
+        engine, or an async engine's ``sync_engine``): event hooks that work the same on
+        the sync and the asyncio driver. Connections opened before this lack them, so
+        the engine's pool is emptied."""
+
+    @staticmethod
+    def mark_configured(_dbapi_connection: Any, connection_record: Any) -> None:
+        """A ``connect`` hook: this connection has agentstore's settings."""
+        connection_record.info[CONFIGURED] = True
+
+    def is_configured(self, engine: Engine) -> bool:
+        return sa.event.contains(engine, "connect", self.mark_configured)
+
+    @abstractmethod
+    def migration_transaction(self, connection: Connection) -> AbstractContextManager[None]:
+        """One transaction around a whole upgrade, held exclusively: when several
+        processes upgrade at once, one applies and the others wait, then find nothing to do."""
+
+    @property
+    def read_only_options(self) -> dict[str, Any]:
+        """Connection execution options for a read-only transaction that sees one
+        consistent snapshot of the database across all its statements."""
+        return {READ_ONLY: True}
+
+    def transaction_aborted(self, connection: Connection) -> bool:
+        """Whether the database has already failed this transaction, so that a COMMIT
+        would quietly roll it back instead."""
+        return False
+
+    # -- SQL pieces -----------------------------------------------------------------
+
+    @abstractmethod
+    def clock(self) -> sa.ColumnElement[datetime]:
+        """The current time as a SQL expression: the database's clock where there is a
+        shared server (so workers on many machines agree), the local clock otherwise."""
+
+    @abstractmethod
+    def deadline(self) -> sa.ColumnElement[datetime]:
+        """``clock()`` plus a lease, as a SQL expression over the bound parameter
+        ``lease``, whose value ``lease_parameter`` gives. A bound parameter (not a
+        literal) lets a statement be built once and run many times."""
+
+    @abstractmethod
+    def lease_parameter(self, lease: timedelta) -> Any:
+        """The value to bind as ``lease`` in ``deadline()``."""
+
+    @abstractmethod
+    def claimable(self, candidates: sa.Select[Any], key: Any) -> Any:
+        """The WHERE criterion of an atomic claim: rows whose ``key`` is among
+        ``candidates`` (a SELECT of keys with its own ORDER BY and LIMIT), taken so that
+        concurrent claimers never get the same row."""
+
+    @abstractmethod
+    def take_journal_turn(self, connection: Connection, run_ids: Iterable[uuid.UUID]) -> None:
+        """Wait until the other writers to these runs' journals have committed, and make
+        later ones wait for this transaction, so that a run's events become visible in
+        the order of their ids: a follower reading the events above the last id it saw
+        then never passes over one. Called just before the events are inserted."""
+
+    @abstractmethod
+    def insert(self, table: Any) -> Any:
+        """An INSERT that supports ``on_conflict_do_update`` (a one-statement upsert)."""
+
+    @abstractmethod
+    def contains_text(self, column: Any, pattern: str, escape: str) -> sa.ColumnElement[bool]:
+        """Case-insensitive (Unicode-aware) LIKE of ``column`` against ``pattern``."""
+
+    @abstractmethod
+    def plan_for_parameters(self, connection: Connection) -> None:
+        """Have the rest of the transaction's statements planned for their actual
+        parameters, not from a cached generic plan. Where the best plan depends on the
+        values (a listing: a small scope, a rare status, a narrow time range), a generic
+        plan chosen for the average case can be many times slower."""
+
+    @abstractmethod
+    def bucket_start(self, column: Any, width_seconds: int) -> sa.ColumnElement[int]:
+        """Unix seconds of the start of the ``width_seconds`` bucket holding the
+        timestamp ``column``: ``floor(epoch / width) * width``."""
+
+    # -- errors ---------------------------------------------------------------------
+
+    def translate(self, exc: sa.exc.SQLAlchemyError) -> AgentStoreError:
+        """The agentstore error for an exception SQLAlchemy raised."""
+        if isinstance(exc, sa.exc.StatementError) and isinstance(exc.orig, AgentStoreError):
+            return exc.orig  # one of our types refused a value while it was bound
+        if isinstance(exc, sa.exc.DBAPIError):
+            return self.classify_driver_error(exc)
+        if isinstance(exc, sa.exc.StatementError) and isinstance(
+            exc.orig, TypeError | ValueError | AttributeError
+        ):
+            return ValidationError(f"a value could not be sent to the database: {exc.orig}")
+        if isinstance(exc, sa.exc.TimeoutError):  # no pooled connection came free
+            return StoreUnavailableError(f"no database connection free: {exc}", retryable=True)
+        # A transaction that can no longer be used (its connection was lost earlier).
+        return StoreUnavailableError(f"database call failed: {first_line(exc)}")
+
+    @abstractmethod
+    def classify_driver_error(self, exc: sa.exc.DBAPIError) -> AgentStoreError:
+        """The agentstore error for an error the driver raised."""

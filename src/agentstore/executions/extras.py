@@ -1,0 +1,90 @@
+"""What ``store.executions`` does beyond one operation per call, in each face: a sweep
+(one transaction per batch, so that it never holds locks for long) and the recorder."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, cast
+
+from agentstore.executions.recorder import AsyncRecorder, Recorder
+from agentstore.executions.repository import ExecutionRepository, Trigger, sweep_cutoff
+
+if TYPE_CHECKING:
+    from agentstore.async_faces import AsyncExecutions
+    from agentstore.boundary import AsyncCalls, Calls
+    from agentstore.faces import Executions
+
+
+class ExecutionsExtras:
+    _calls: Calls
+
+    def sweep(
+        self,
+        older_than: datetime | timedelta,
+        *,
+        scope_id: str | None = None,
+        batch_size: int = 1000,
+    ) -> int:
+        """Delete executions created before ``older_than`` (a time, or an age), with
+        their tool calls and interactions, ``batch_size`` per transaction so a large
+        sweep never holds locks for long. Returns how many executions were deleted.
+        Raises ``ValidationError``."""
+        cutoff = sweep_cutoff(older_than)
+        deleted = 0
+        while True:
+            count = self._calls.write(
+                ExecutionRepository,
+                ExecutionRepository.sweep_batch,
+                cutoff,
+                scope_id=scope_id,
+                batch_size=batch_size,
+            )
+            deleted += count
+            if count < batch_size:
+                return deleted
+
+    @contextmanager
+    def recording(self, scope_id: str, code: str, *, trigger: Trigger = None) -> Iterator[Recorder]:
+        """Record one execution around a block of host code (see ``Recorder``). Storage
+        faults never break the block; they are logged and counted on the recorder."""
+        with Recorder(cast("Executions", self), scope_id, code, trigger) as recorder:
+            yield recorder
+
+
+class AsyncExecutionsExtras:
+    _calls: AsyncCalls
+
+    async def sweep(
+        self,
+        older_than: datetime | timedelta,
+        *,
+        scope_id: str | None = None,
+        batch_size: int = 1000,
+    ) -> int:
+        """As ``store.executions.sweep`` of the sync face."""
+        cutoff = sweep_cutoff(older_than)
+        deleted = 0
+        while True:
+            count = await self._calls.write(
+                ExecutionRepository,
+                ExecutionRepository.sweep_batch,
+                cutoff,
+                scope_id=scope_id,
+                batch_size=batch_size,
+            )
+            deleted += count
+            if count < batch_size:
+                return deleted
+
+    @asynccontextmanager
+    async def recording(
+        self, scope_id: str, code: str, *, trigger: Trigger = None
+    ) -> AsyncIterator[AsyncRecorder]:
+        """Record one execution around a block of host code: ``async with
+        store.executions.recording(scope, code) as rec`` (see ``AsyncRecorder``)."""
+        async with AsyncRecorder(
+            cast("AsyncExecutions", self), scope_id, code, trigger
+        ) as recorder:
+            yield recorder

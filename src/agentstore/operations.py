@@ -1,0 +1,44 @@
+"""The shape every repository shares: operations of one aggregate, run on the
+``Connection`` the repository is bound to.
+
+A repository never opens, begins or commits anything; a face decides where its
+connection comes from and what transaction surrounds each call (see
+``agentstore.boundary``). Each public operation is marked ``@reads`` or ``@writes``:
+the faces are generated from these marks (``tools/generate_faces.py``), and a face that
+gives every call its own transaction begins a read-only one for ``@reads``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, TypeVar
+
+from sqlalchemy.engine import Connection
+
+from agentstore.backends import Backend
+
+F = TypeVar("F", bound=Callable[..., object])
+Access = Literal["read", "write"]
+ACCESS = "__agentstore_access__"
+
+
+class Repository:
+    """Operations bound to one connection (and its database's backend)."""
+
+    __slots__ = ("_backend", "_connection")
+
+    def __init__(self, connection: Connection, backend: Backend) -> None:
+        self._connection = connection
+        self._backend = backend
+
+
+def reads(operation: F) -> F:
+    """Mark an operation that only reads: it may run in a read-only transaction."""
+    setattr(operation, ACCESS, "read")
+    return operation
+
+
+def writes(operation: F) -> F:
+    """Mark an operation that writes."""
+    setattr(operation, ACCESS, "write")
+    return operation
