@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.util import greenlet_spawn
 
 from agentstore.backends import Backend
 from agentstore.errors import AgentStoreError, StoreUnavailableError, ValidationError
@@ -180,7 +181,7 @@ class TransactionPerCall(Calls):
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        return self._run(True, repository, operation, args, kwargs)
+        return self.run(True, repository, operation, args, kwargs)
 
     def write(
         self,
@@ -191,9 +192,9 @@ class TransactionPerCall(Calls):
         **kwargs: P.kwargs,
     ) -> T:
         refuse_write_beside_unit(self.key, operation.__qualname__)
-        return self._run(False, repository, operation, args, kwargs)
+        return self.run(False, repository, operation, args, kwargs)
 
-    def _run(
+    def run(
         self,
         read_only: bool,
         repository: type[Repo],
@@ -201,6 +202,7 @@ class TransactionPerCall(Calls):
         args: Any,
         kwargs: Any,
     ) -> T:
+        """One operation in a transaction of its own (read-only for a read)."""
         try:
             with self.engine.connect() as connection:
                 return in_transaction(
@@ -311,12 +313,17 @@ class AsyncCalls(ABC):
 
 
 class AsyncTransactionPerCall(AsyncCalls):
-    """Each call: a pooled connection from ``engine`` and a transaction of its own."""
+    """Each call: a pooled connection from ``engine`` and a transaction of its own.
+
+    The sync runner does it all, on the async engine's ``sync_engine``, in one greenlet
+    (as SQLAlchemy's ``AsyncSession`` runs a sync ``Session``): the async driver is
+    awaited underneath wherever the sync code waits for the database."""
 
     def __init__(self, engine: AsyncEngine, backend: Backend) -> None:
         self.engine = engine
         self.backend = backend
         self.key = id(self)
+        self._calls = TransactionPerCall(engine.sync_engine, backend)
 
     async def read(
         self,
@@ -326,7 +333,7 @@ class AsyncTransactionPerCall(AsyncCalls):
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        return await self._run(True, repository, operation, args, kwargs)
+        return await greenlet_spawn(self._calls.run, True, repository, operation, args, kwargs)
 
     async def write(
         self,
@@ -337,25 +344,7 @@ class AsyncTransactionPerCall(AsyncCalls):
         **kwargs: P.kwargs,
     ) -> T:
         refuse_write_beside_unit(self.key, operation.__qualname__)
-        return await self._run(False, repository, operation, args, kwargs)
-
-    async def _run(
-        self,
-        read_only: bool,
-        repository: type[Repo],
-        operation: Operation[Repo, P, T],
-        args: Any,
-        kwargs: Any,
-    ) -> T:
-        try:
-            async with self.engine.connect() as connection:
-                return await connection.run_sync(
-                    in_transaction, self.backend, read_only, repository, operation, args, kwargs
-                )
-        except AgentStoreError:
-            raise
-        except sa.exc.SQLAlchemyError as exc:
-            raise translate(self.backend, exc) from None
+        return await greenlet_spawn(self._calls.run, False, repository, operation, args, kwargs)
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[AsyncConnection]:

@@ -125,9 +125,7 @@ def json_value(value: Any, name: str) -> SerializedJSON | None:
 INT4_MAX = 2**31 - 1  # the largest INTEGER PostgreSQL stores (SQLite takes the same)
 
 
-def positive_int(
-    value: Any, name: str, *, minimum: int = 1, maximum: int | None = INT4_MAX
-) -> int:
+def positive_int(value: Any, name: str, *, minimum: int = 1, maximum: int | None = INT4_MAX) -> int:
     """An integer within bounds (by default, one an INTEGER column holds on both
     databases: SQLite would take more, PostgreSQL refuse it)."""
     if isinstance(value, bool) or not isinstance(value, int):
