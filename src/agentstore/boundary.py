@@ -67,22 +67,6 @@ def translated(backend: Backend) -> Iterator[None]:
         raise translate(backend, exc) from None
 
 
-def in_transaction(
-    connection: Connection,
-    backend: Backend,
-    read_only: bool,
-    repository: type[Repo],
-    operation: Operation[Repo, P, T],
-    args: Any,
-    kwargs: Any,
-) -> T:
-    """Run one operation in a transaction of its own on ``connection``."""
-    if read_only:
-        connection.execution_options(**backend.read_only_options)
-    with connection.begin():
-        return operation(repository(connection, backend), *args, **kwargs)
-
-
 def in_savepoint(
     connection: Connection,
     backend: Backend,
@@ -120,15 +104,16 @@ def unit_open(key: int) -> Iterator[None]:
         _OPEN_UNITS.reset(token)
 
 
-def refuse_write_beside_unit(key: int, name: str) -> None:
-    """A write through the store itself, from a task or thread that holds one of that
-    store's units, would wait for the unit's own locks (SQLite's write lock, PostgreSQL's
-    row locks) while the unit waits for it: refuse it instead of hanging."""
+def refuse_beside_own_unit(key: int, name: str) -> None:
+    """A write through the store itself (or a second unit), from a task or thread that
+    holds one of that store's units, would wait for the unit's own locks (SQLite's write
+    lock, PostgreSQL's row locks) while the unit waits for it: refuse it instead of
+    hanging. Reads never wait for a writer, so they are let through."""
     units = _OPEN_UNITS.get()
     if units and (key, _owner()) in units:
         raise ValidationError(
-            f"{name} was called on the store by a task that holds one of its units, and "
-            "would wait for the unit's own locks: call it through the unit "
+            f"{name} was called on the store by a task or thread that holds one of its "
+            "units, and would wait for the unit's own locks: call it through the unit "
             "(the tx of `with store.transaction() as tx`), or after the block"
         )
 
@@ -191,7 +176,7 @@ class TransactionPerCall(Calls):
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        refuse_write_beside_unit(self.key, operation.__qualname__)
+        refuse_beside_own_unit(self.key, operation.__qualname__)
         return self.run(False, repository, operation, args, kwargs)
 
     def run(
@@ -205,9 +190,10 @@ class TransactionPerCall(Calls):
         """One operation in a transaction of its own (read-only for a read)."""
         try:
             with self.engine.connect() as connection:
-                return in_transaction(
-                    connection, self.backend, read_only, repository, operation, args, kwargs
-                )
+                if read_only:
+                    connection.execution_options(**self.backend.read_only_options)
+                with connection.begin():
+                    return operation(repository(connection, self.backend), *args, **kwargs)
         except AgentStoreError:
             raise
         except sa.exc.SQLAlchemyError as exc:
@@ -218,6 +204,7 @@ class TransactionPerCall(Calls):
         """A connection in a transaction of its own, committed when the block ends
         normally (unless the database has already failed it: then it raises) and rolled
         back when the block raises."""
+        refuse_beside_own_unit(self.key, "transaction()")
         with translated(self.backend):
             connection = self.engine.connect()
         try:
@@ -343,12 +330,13 @@ class AsyncTransactionPerCall(AsyncCalls):
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        refuse_write_beside_unit(self.key, operation.__qualname__)
+        refuse_beside_own_unit(self.key, operation.__qualname__)
         return await greenlet_spawn(self._calls.run, False, repository, operation, args, kwargs)
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[AsyncConnection]:
         """As ``TransactionPerCall.unit``."""
+        refuse_beside_own_unit(self.key, "transaction()")
         with translated(self.backend):
             connection = await self.engine.connect()
         try:

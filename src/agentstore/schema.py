@@ -13,10 +13,13 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionMap
+from alembic.util import CommandError
 from sqlalchemy import pool
 from sqlalchemy.engine import URL
 
 from agentstore.backends import Backend, backend_for, create_engine, resolve_url
+from agentstore.boundary import translated
+from agentstore.errors import UnsupportedDatabaseError
 
 
 def _migrations_dir() -> Path:
@@ -77,6 +80,15 @@ def migrate(url: str | URL | None = None, revision: str = "head") -> None:
     """Upgrade the database at ``url`` to ``revision`` on the right tree for its dialect.
 
     Safe to call from several processes at once: one applies, the others wait and then
-    find nothing left to do.
+    find nothing left to do. Raises ``StoreUnavailableError`` (the database could not be
+    reached), ``UnsupportedDatabaseError`` (the database is at a revision this release of
+    agentstore does not know: a newer one migrated it).
     """
-    command.upgrade(alembic_config(url), revision)
+    config = alembic_config(url)
+    with translated(backend_for(config.attributes["url"])):
+        try:
+            command.upgrade(config, revision)
+        except CommandError as exc:
+            raise UnsupportedDatabaseError(
+                f"cannot migrate: {exc} (was the database migrated by a newer agentstore?)"
+            ) from exc

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import agentstore
 import agentstore.faces
 from agentstore import (
     AgentStore,
@@ -27,6 +28,7 @@ from agentstore.errors import (
     AgentStoreError,
     NotMigratedError,
     StoreUnavailableError,
+    UnsupportedDatabaseError,
     ValidationError,
 )
 from tests.orchestrator.test_tasks import refused
@@ -396,3 +398,24 @@ def test_an_unreachable_sqlite_file_is_unavailable_not_retryable() -> None:
     ):
         store.runs.list()
     assert not unreachable.value.retryable
+
+
+def test_migrating_an_unreachable_database_is_unavailable() -> None:
+    with pytest.raises(StoreUnavailableError):
+        agentstore.migrate("sqlite:////nonexistent-dir/agentstore.db")
+
+
+def test_migrating_a_database_from_a_newer_release_is_refused(db_url: str) -> None:
+    engine = agentstore.create_engine(db_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE agentstore_alembic_version SET version_num = '9999'")
+    engine.dispose()
+    with pytest.raises(UnsupportedDatabaseError, match="newer"):
+        agentstore.migrate(db_url)
+
+    async def main() -> None:
+        async with AsyncAgentStore.open(db_url) as store:
+            with pytest.raises(UnsupportedDatabaseError, match="newer"):
+                await store.migrate()
+
+    asyncio.run(main())

@@ -97,6 +97,9 @@ def test_a_write_on_the_async_store_beside_its_own_unit_is_refused(db_url: str) 
             await tx.events.add(run.id, "s", "k", "in the unit")
             with pytest.raises(ValidationError, match="through the unit"):
                 await store.events.add(run.id, "s", "k", "beside it")
+            with pytest.raises(ValidationError, match="through the unit"):
+                async with store.transaction():
+                    pass  # a second unit would wait for the first
         assert await messages(store, run.id) == ["in the unit"]
 
     run_async(db_url, test)

@@ -173,6 +173,8 @@ def test_a_write_on_the_store_beside_its_own_unit_is_refused(
         with pytest.raises(ValidationError, match="through the unit"):
             sync_store.events.add(run.id, "s", "k", "beside it")
         assert sync_store.runs.get(run.id).id == run.id  # reads do not wait: allowed
+        with pytest.raises(ValidationError, match="through the unit"), sync_store.transaction():
+            pass  # a second unit would wait for the first
     sync_store.events.add(run.id, "s", "k", "after it")
     assert [e.message for e in sync_store.events.list(run.id)][1:] == ["in the unit", "after it"]
 

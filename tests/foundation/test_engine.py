@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 import agentstore
-from agentstore import AgentStore
+from agentstore import AgentStore, AsyncAgentStore
 from agentstore.backends import resolve_url
 from agentstore.errors import StoreUnavailableError, UnsupportedDatabaseError
 from agentstore.models import AgentState
@@ -77,6 +78,22 @@ def test_a_dead_idle_postgres_connection_is_replaced_unseen(
         run = store.runs.create("survive a restart", "/r")
         assert kill_connections(url) == 1  # the store's pooled connection
         assert store.runs.get(run.id) == run  # pinged, found dead, replaced
+
+
+def test_a_dead_idle_postgres_connection_is_replaced_unseen_by_the_async_face(
+    postgresql_databases: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same ping (the dialect's own do_ping) on psycopg's async connection."""
+    monkeypatch.setattr(agentstore.backends.postgresql, "PING_AFTER_IDLE_SECONDS", 0.0)
+    url = postgresql_databases.migrated()  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        async with AsyncAgentStore.open(url) as store:
+            run = await store.runs.create("survive a restart", "/r")
+            assert kill_connections(url) == 1
+            assert await store.runs.get(run.id) == run
+
+    asyncio.run(main())
 
 
 def test_a_postgres_connection_in_steady_use_is_not_pinged(postgresql_databases: object) -> None:
