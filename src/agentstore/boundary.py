@@ -47,15 +47,6 @@ _OPEN_UNITS: ContextVar[tuple[tuple[int, Hashable], ...]] = ContextVar(
 )
 
 
-def translate(backend: Backend, exc: sa.exc.SQLAlchemyError) -> AgentStoreError:
-    """``exc`` as an agentstore error, chained to it unless it is one of ours unwrapped."""
-    error = backend.translate(exc)
-    if error is not getattr(exc, "orig", None):
-        error.__cause__ = exc
-    error.__suppress_context__ = True
-    return error
-
-
 @contextmanager
 def translated(backend: Backend) -> Iterator[None]:
     """Re-raise database errors as ``agentstore.errors`` (for the paths that are not hot)."""
@@ -64,7 +55,7 @@ def translated(backend: Backend) -> Iterator[None]:
     except AgentStoreError:
         raise
     except sa.exc.SQLAlchemyError as exc:
-        raise translate(backend, exc) from None
+        raise backend.translate(exc) from exc
 
 
 def in_savepoint(
@@ -197,7 +188,7 @@ class TransactionPerCall(Calls):
         except AgentStoreError:
             raise
         except sa.exc.SQLAlchemyError as exc:
-            raise translate(self.backend, exc) from None
+            raise self.backend.translate(exc) from exc
 
     @contextmanager
     def unit(self) -> Iterator[Connection]:
@@ -251,7 +242,7 @@ class SavepointPerCall(Calls):
         except AgentStoreError:
             raise
         except sa.exc.SQLAlchemyError as exc:
-            raise translate(self.backend, exc) from None
+            raise self.backend.translate(exc) from exc
 
 
 def commit(connection: Connection, backend: Backend) -> None:
@@ -271,8 +262,8 @@ def commit(connection: Connection, backend: Backend) -> None:
 
 class AsyncCalls(ABC):
     """How an asyncio face runs an operation: the same operations as the sync faces, run
-    on the sync side of an ``AsyncConnection`` (``run_sync``) with the native async driver
-    underneath."""
+    through SQLAlchemy's greenlet bridge (a greenlet per call, or ``run_sync`` on a unit's
+    ``AsyncConnection``) with the native async driver underneath."""
 
     backend: Backend
 
@@ -384,4 +375,4 @@ class AsyncSavepointPerCall(AsyncCalls):
         except AgentStoreError:
             raise
         except sa.exc.SQLAlchemyError as exc:
-            raise translate(self.backend, exc) from None
+            raise self.backend.translate(exc) from exc

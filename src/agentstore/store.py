@@ -93,7 +93,9 @@ class AgentStore(Faces):
         """``with store.transaction() as tx:`` — the calls made through ``tx`` share one
         transaction, committed when the block ends and rolled back if an exception
         leaves it. A call through ``tx`` that raises is undone alone (see ``Unit``).
-        Raises ``StoreUnavailableError`` if the commit fails; nothing is then committed.
+        Raises ``StoreUnavailableError`` if the commit fails (nothing is then committed),
+        ``ValidationError`` if the caller already holds a unit of this store (the second
+        would wait for the first's locks).
         """
         with self._calls.unit() as connection:
             yield Unit(connection, self.backend)
