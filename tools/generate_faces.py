@@ -171,6 +171,7 @@ def render(asynchronous: bool) -> str:
             )
             lines.append("")
         classes.append("\n".join(lines))
+    classes.append(container(prefix, calls))
     names[calls] = f"from agentstore.boundary import {calls}"
     header = [
         f'"""The {"asyncio" if asynchronous else "sync"} faces of the repositories: '
@@ -185,6 +186,20 @@ def render(asynchronous: bool) -> str:
         "",
     ]
     return "\n".join(header) + "\n\n" + "\n\n".join(classes)
+
+
+def container(prefix: str, calls: str) -> str:
+    """The class every store and unit of the face is: one attribute per aggregate."""
+    lines = [
+        f"class {prefix}Faces:",
+        '    """Every aggregate\'s face, each call run by ``calls``."""',
+        "",
+        f"    NAMES = {tuple(attribute for attribute, *_ in FACES)!r}",
+        "",
+        f"    def __init__(self, calls: {calls}) -> None:",
+    ]
+    lines += [f"        self.{attribute} = {prefix}{face}(calls)" for attribute, face, *_ in FACES]
+    return "\n".join(lines) + "\n"
 
 
 def formatted(source: str, path: Path) -> str:

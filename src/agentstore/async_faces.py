@@ -699,3 +699,30 @@ class AsyncExecutions(AsyncExecutionsExtras):
             limit=limit,
             include_private=include_private,
         )
+
+
+class AsyncFaces:
+    """Every aggregate's face, each call run by ``calls``."""
+
+    NAMES = (
+        "runs",
+        "agents",
+        "tasks",
+        "attempts",
+        "events",
+        "artifacts",
+        "approvals",
+        "checkpoints",
+        "executions",
+    )
+
+    def __init__(self, calls: AsyncCalls) -> None:
+        self.runs = AsyncRuns(calls)
+        self.agents = AsyncAgents(calls)
+        self.tasks = AsyncTasks(calls)
+        self.attempts = AsyncAttempts(calls)
+        self.events = AsyncEvents(calls)
+        self.artifacts = AsyncArtifacts(calls)
+        self.approvals = AsyncApprovals(calls)
+        self.checkpoints = AsyncCheckpoints(calls)
+        self.executions = AsyncExecutions(calls)

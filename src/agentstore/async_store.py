@@ -20,40 +20,15 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import URL
 
-from agentstore.async_faces import (
-    AsyncAgents,
-    AsyncApprovals,
-    AsyncArtifacts,
-    AsyncAttempts,
-    AsyncCheckpoints,
-    AsyncEvents,
-    AsyncExecutions,
-    AsyncRuns,
-    AsyncTasks,
-)
+from agentstore.async_faces import AsyncFaces
 from agentstore.backends import Backend, configure, create_async_engine
-from agentstore.boundary import AsyncCalls, AsyncSavepointPerCall, AsyncTransactionPerCall
+from agentstore.boundary import AsyncSavepointPerCall, AsyncTransactionPerCall
 from agentstore.errors import UnsupportedDatabaseError
 from agentstore.schema import migrate
 from agentstore.store import require_configured
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-
-class AsyncFaces:
-    """Every aggregate's asyncio face, each call run by ``calls``."""
-
-    def __init__(self, calls: AsyncCalls) -> None:
-        self.runs = AsyncRuns(calls)
-        self.agents = AsyncAgents(calls)
-        self.tasks = AsyncTasks(calls)
-        self.attempts = AsyncAttempts(calls)
-        self.events = AsyncEvents(calls)
-        self.artifacts = AsyncArtifacts(calls)
-        self.approvals = AsyncApprovals(calls)
-        self.checkpoints = AsyncCheckpoints(calls)
-        self.executions = AsyncExecutions(calls)
 
 
 class AsyncUnit(AsyncFaces):

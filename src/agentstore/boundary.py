@@ -115,8 +115,6 @@ def refuse_beside_own_unit(key: int, name: str) -> None:
 class Calls(ABC):
     """How a sync face runs an operation (the generated faces call ``read``/``write``)."""
 
-    backend: Backend
-
     @abstractmethod
     def read(
         self,
@@ -264,8 +262,6 @@ class AsyncCalls(ABC):
     """How an asyncio face runs an operation: the same operations as the sync faces, run
     through SQLAlchemy's greenlet bridge (a greenlet per call, or ``run_sync`` on a unit's
     ``AsyncConnection``) with the native async driver underneath."""
-
-    backend: Backend
 
     @abstractmethod
     async def read(

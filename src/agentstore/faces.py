@@ -671,3 +671,30 @@ class Executions(ExecutionsExtras):
             limit=limit,
             include_private=include_private,
         )
+
+
+class Faces:
+    """Every aggregate's face, each call run by ``calls``."""
+
+    NAMES = (
+        "runs",
+        "agents",
+        "tasks",
+        "attempts",
+        "events",
+        "artifacts",
+        "approvals",
+        "checkpoints",
+        "executions",
+    )
+
+    def __init__(self, calls: Calls) -> None:
+        self.runs = Runs(calls)
+        self.agents = Agents(calls)
+        self.tasks = Tasks(calls)
+        self.attempts = Attempts(calls)
+        self.events = Events(calls)
+        self.artifacts = Artifacts(calls)
+        self.approvals = Approvals(calls)
+        self.checkpoints = Checkpoints(calls)
+        self.executions = Executions(calls)

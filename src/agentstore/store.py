@@ -11,35 +11,10 @@ from types import TracebackType
 from sqlalchemy.engine import URL, Connection, Engine
 
 from agentstore.backends import CONFIGURED, Backend, backend_for, configure, create_engine
-from agentstore.boundary import Calls, SavepointPerCall, TransactionPerCall, translated
+from agentstore.boundary import SavepointPerCall, TransactionPerCall, translated
 from agentstore.errors import UnsupportedDatabaseError, ValidationError
-from agentstore.faces import (
-    Agents,
-    Approvals,
-    Artifacts,
-    Attempts,
-    Checkpoints,
-    Events,
-    Executions,
-    Runs,
-    Tasks,
-)
+from agentstore.faces import Faces
 from agentstore.schema import migrate
-
-
-class Faces:
-    """Every aggregate's face, each call run by ``calls``."""
-
-    def __init__(self, calls: Calls) -> None:
-        self.runs = Runs(calls)
-        self.agents = Agents(calls)
-        self.tasks = Tasks(calls)
-        self.attempts = Attempts(calls)
-        self.events = Events(calls)
-        self.artifacts = Artifacts(calls)
-        self.approvals = Approvals(calls)
-        self.checkpoints = Checkpoints(calls)
-        self.executions = Executions(calls)
 
 
 class Unit(Faces):

@@ -220,14 +220,10 @@ def valid_calls(w: World) -> dict[str, dict[str, Any]]:
 
 def face_methods() -> set[str]:
     names = set()
-    for face in ("runs", "agents", "tasks", "attempts", "events", "artifacts", "approvals"):
-        names |= method_names(face)
-    return names | method_names("checkpoints") | method_names("executions")
-
-
-def method_names(face: str) -> set[str]:
-    cls = getattr(agentstore.faces, face.capitalize())
-    return {f"{face}.{name}" for name in dir(cls) if not name.startswith("_")}
+    for face in agentstore.faces.Faces.NAMES:
+        cls = getattr(agentstore.faces, face.capitalize())
+        names |= {f"{face}.{name}" for name in dir(cls) if not name.startswith("_")}
+    return names
 
 
 def test_the_table_has_every_method_of_every_face() -> None:

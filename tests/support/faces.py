@@ -18,19 +18,7 @@ from typing import Any
 
 import agentstore
 from agentstore import AsyncAgentStore
-from agentstore.async_store import AsyncFaces
-
-FACE_NAMES = (
-    "runs",
-    "agents",
-    "tasks",
-    "attempts",
-    "events",
-    "artifacts",
-    "approvals",
-    "checkpoints",
-    "executions",
-)
+from agentstore.async_faces import AsyncFaces
 
 
 class _Blocking:
@@ -89,7 +77,7 @@ def _entered(runner: asyncio.Runner, manager: Any) -> Iterator[Any]:
 
 class _BlockingFaces:
     def __init__(self, runner: asyncio.Runner, faces: AsyncFaces) -> None:
-        for name in FACE_NAMES:
+        for name in AsyncFaces.NAMES:
             setattr(self, name, _Blocking(runner, getattr(faces, name)))
 
 

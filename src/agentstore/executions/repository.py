@@ -92,16 +92,16 @@ def sweep_cutoff(older_than: datetime | timedelta) -> datetime:
     return cutoff
 
 
+def _scope(scope_id: str) -> str:
+    return validation.text(scope_id, Execution.scope_id)
+
+
 def _old(older_than: datetime | timedelta, scope_id: str | None) -> list[Any]:
     """The WHERE clauses of a retention sweep."""
     old: list[Any] = [Execution.created_at < sweep_cutoff(older_than)]
     if scope_id is not None:
-        old.append(Execution.scope_id == validation.text(scope_id, Execution.scope_id))
+        old.append(Execution.scope_id == _scope(scope_id))
     return old
-
-
-def _scope(scope_id: str) -> str:
-    return validation.text(scope_id, Execution.scope_id)
 
 
 class ExecutionRepository(Repository):
@@ -127,7 +127,7 @@ class ExecutionRepository(Repository):
         ``ValidationError``."""
         kind, meta = _trigger(trigger)
         values: dict[str, Any] = {
-            "scope_id": validation.text(scope_id, Execution.scope_id),
+            "scope_id": _scope(scope_id),
             "code": validation.text(code, Execution.code, required=False),
             "status": validation.status(status, ExecutionStatus).value,
             "trigger_kind": kind,
