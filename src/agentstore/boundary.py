@@ -20,7 +20,13 @@ import asyncio
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+)
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -140,12 +146,18 @@ class Calls(ABC):
 
 class TransactionPerCall(Calls):
     """Each call: a pooled connection from ``engine`` and a transaction of its own
-    (read-only for reads)."""
+    (read-only for reads). On a database with one writer at a time, the face's writers
+    take turns on a lock before they take a connection (units do not: a unit that waited
+    on it for a task it is waiting for would hang, where the database's busy timeout
+    ends such a wait with an error)."""
 
     def __init__(self, engine: Engine, backend: Backend) -> None:
         self.engine = engine
         self.backend = backend
         self.key = id(self)
+        self._writers: AbstractContextManager[object] = (
+            threading.Lock() if backend.one_writer_at_a_time else nullcontext()
+        )
 
     def read(
         self,
@@ -166,7 +178,8 @@ class TransactionPerCall(Calls):
         **kwargs: P.kwargs,
     ) -> T:
         refuse_beside_own_unit(self.key, operation.__qualname__)
-        return self.run(False, repository, operation, args, kwargs)
+        with self._writers:
+            return self.run(False, repository, operation, args, kwargs)
 
     def run(
         self,
@@ -291,13 +304,17 @@ class AsyncTransactionPerCall(AsyncCalls):
 
     The sync runner does it all, on the async engine's ``sync_engine``, in one greenlet
     (as SQLAlchemy's ``AsyncSession`` runs a sync ``Session``): the async driver is
-    awaited underneath wherever the sync code waits for the database."""
+    awaited underneath wherever the sync code waits for the database. Writers take
+    turns on an ``asyncio.Lock`` where the sync face takes a thread lock."""
 
     def __init__(self, engine: AsyncEngine, backend: Backend) -> None:
         self.engine = engine
         self.backend = backend
         self.key = id(self)
         self._calls = TransactionPerCall(engine.sync_engine, backend)
+        self._writers: AbstractAsyncContextManager[object] = (
+            asyncio.Lock() if backend.one_writer_at_a_time else nullcontext()
+        )
 
     async def read(
         self,
@@ -318,7 +335,8 @@ class AsyncTransactionPerCall(AsyncCalls):
         **kwargs: P.kwargs,
     ) -> T:
         refuse_beside_own_unit(self.key, operation.__qualname__)
-        return await greenlet_spawn(self._calls.run, False, repository, operation, args, kwargs)
+        async with self._writers:
+            return await greenlet_spawn(self._calls.run, False, repository, operation, args, kwargs)
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[AsyncConnection]:

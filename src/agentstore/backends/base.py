@@ -40,6 +40,11 @@ class Backend(ABC):
     #: The drivers agentstore runs on: (sync, asyncio).
     sync_driver: str
     async_driver: str
+    #: The database takes one write transaction at a time. A face then queues its own
+    #: writers on a lock in the process, rather than leaving them to wait inside the
+    #: database (SQLite's busy handler sleeps up to 100 ms a turn: many waiting writers
+    #: starve one another, and hold their pooled connections while they do).
+    one_writer_at_a_time: bool = False
 
     # -- engines ------------------------------------------------------------------
 

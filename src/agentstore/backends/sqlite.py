@@ -74,6 +74,7 @@ class SQLiteBackend(Backend):
     sync_driver = "pysqlite"
     async_driver = "aiosqlite"
     async_url_driver = "aiosqlite"
+    one_writer_at_a_time = True
 
     def configure(self, engine: Engine) -> None:
         if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
