@@ -1,5 +1,7 @@
 """agentstore: storage for AI-agent systems, on SQLite (embedded) and PostgreSQL (cloud)."""
 
+import logging
+
 from agentstore.async_store import AsyncAgentStore, AsyncUnit
 from agentstore.backends import DEFAULT_URL, create_async_engine, create_engine, resolve_url
 from agentstore.executions import (
@@ -20,6 +22,7 @@ from agentstore.orchestrator import (
     ApprovalRecord,
     ArtifactRecord,
     AttemptRecord,
+    Backoff,
     CheckpointRecord,
     EventRecord,
     NewEvent,
@@ -54,6 +57,7 @@ __all__ = [
     "AsyncUnit",
     "AttemptRecord",
     "AttemptStatus",
+    "Backoff",
     "ChartBucket",
     "CheckpointRecord",
     "EventRecord",
@@ -84,3 +88,7 @@ __all__ = [
     "migrate",
     "resolve_url",
 ]
+
+# A library logs but leaves where logs go to the application (the `agentstore worker`
+# command configures logging itself).
+logging.getLogger("agentstore").addHandler(logging.NullHandler())

@@ -37,7 +37,8 @@ from agentstore.orchestrator.journal import (
 )
 from agentstore.orchestrator.runs import RunPage, RunRecord, RunRepository
 from agentstore.orchestrator.snapshot import RunSnapshot
-from agentstore.orchestrator.tasks import TaskDraft, TaskRecord, TaskRepository
+from agentstore.orchestrator.task_records import TaskDraft, TaskRecord
+from agentstore.orchestrator.tasks import TaskRepository
 from agentstore.records import UNSET, Unset
 from agentstore.statuses import ExecutionStatus, RunStatus
 from agentstore.validation import Id
@@ -89,6 +90,18 @@ class AsyncRuns:
             summary=summary,
             current_task_id=current_task_id,
         )
+
+    async def pause(self, run_id: Id) -> RunRecord:
+        """Pause the run: its tasks are not claimed until ``resume`` (tasks already held
+        go on). Journals ``run_paused``. Raises ``InvalidTransitionError`` (the run has
+        ended), ``NotFoundError``."""
+        return await self._calls.write(RunRepository, RunRepository.pause, run_id)
+
+    async def resume(self, run_id: Id) -> RunRecord:
+        """Resume a paused run (``running`` again; its tasks are claimed again).
+        Journals ``run_resumed``. Raises ``InvalidTransitionError`` (not paused),
+        ``NotFoundError``."""
+        return await self._calls.write(RunRepository, RunRepository.resume, run_id)
 
     async def increment_cycle(self, run_id: Id) -> RunRecord:
         """Add one to the run's cycle count, atomically. Raises ``NotFoundError``."""
@@ -192,12 +205,15 @@ class AsyncTasks:
         lease: timedelta = timedelta(minutes=5),
         limit: int = 1,
     ) -> builtins.list[TaskRecord]:
-        """Atomically claim up to ``limit`` pending tasks for ``worker``: one run's in plan
-        order, or (without ``run_id``) any run's by priority, then age.
+        """Atomically claim up to ``limit`` available pending tasks for ``worker`` (never
+        a task of a paused run, nor one before its ``available_at``): one run's in plan
+        order, or (without ``run_id``) any run's by priority, then time available.
 
         Each claimed task is ``in_progress`` under a lease of ``lease``, its
-        ``attempt_count`` (the fencing token) incremented. Returns the claimed tasks in
-        claim order, or an empty list. Raises ``ValidationError``."""
+        ``attempt_count`` (the fencing token) incremented. Tasks whose lease ran out are
+        rescued first (see ``requeue_expired``), so they can be claimed again at once.
+        Returns the claimed tasks in claim order, or an empty list. Raises
+        ``ValidationError``."""
         return await self._calls.write(
             TaskRepository,
             TaskRepository.claim_next,
@@ -208,7 +224,9 @@ class AsyncTasks:
         )
 
     async def heartbeat(self, task_id: Id, attempt: int, lease: timedelta) -> TaskRecord:
-        """Extend the lease of a task the caller holds under ``attempt``.
+        """Extend the lease of a task the caller holds under ``attempt``. The answer's
+        ``cancel_requested`` tells the holder someone cancelled the task: it should stop
+        and ``abandon`` it.
 
         Raises ``StaleClaimError`` (no longer held under that attempt), ``NotFoundError``,
         ``ValidationError``."""
@@ -217,15 +235,22 @@ class AsyncTasks:
         )
 
     async def complete(
-        self, task_id: Id, summary: str, *, attempt: int | None = None
+        self, task_id: Id, summary: str, *, attempt: int | None = None, result: Any = None
     ) -> TaskRecord:
-        """Mark an ``in_progress`` task completed with its implementation summary.
+        """Mark an ``in_progress`` task completed with its implementation summary, and
+        record the attempt (with ``result``, any JSON value) and a ``task_completed``
+        event.
 
         ``attempt`` is the fencing token from the claim. Raises ``StaleClaimError`` (the
         claim is no longer current), ``InvalidTransitionError`` (the task is not in
         progress), ``NotFoundError``, ``ValidationError``."""
         return await self._calls.write(
-            TaskRepository, TaskRepository.complete, task_id, summary, attempt=attempt
+            TaskRepository,
+            TaskRepository.complete,
+            task_id,
+            summary,
+            attempt=attempt,
+            result=result,
         )
 
     async def block(
@@ -236,7 +261,8 @@ class AsyncTasks:
         *,
         attempt: int | None = None,
     ) -> TaskRecord:
-        """Mark an ``in_progress`` task blocked. Raises as ``complete``."""
+        """Mark an ``in_progress`` task blocked, recording the attempt and a
+        ``task_blocked`` event. Raises as ``complete``."""
         return await self._calls.write(
             TaskRepository,
             TaskRepository.block,
@@ -244,6 +270,18 @@ class AsyncTasks:
             summary,
             blocker_signature,
             attempt=attempt,
+        )
+
+    async def fail(
+        self, task_id: Id, error: str, *, attempt: int, retry_in: timedelta | None = None
+    ) -> TaskRecord:
+        """A failed attempt at a task the caller holds: the task is pending again, not
+        available before a backoff (``retry_in``, else the task's own ``Backoff``, else
+        the store's), or ``blocked`` (``attempts_exhausted``) once it used
+        ``max_attempts``, or ``abandoned`` if it was cancelled. Records the failed
+        attempt (``error`` as its summary) and a journal event. Raises as ``complete``."""
+        return await self._calls.write(
+            TaskRepository, TaskRepository.fail, task_id, error, attempt=attempt, retry_in=retry_in
         )
 
     async def abandon(
@@ -254,8 +292,9 @@ class AsyncTasks:
         *,
         attempt: int | None = None,
     ) -> TaskRecord:
-        """Abandon a pending or in-progress task. With ``attempt``, only the holder of
-        that claim may. Raises as ``complete``."""
+        """Abandon a pending or in-progress task, journalling ``task_abandoned``. With
+        ``attempt``, only the holder of that claim may, and its attempt is recorded.
+        Raises as ``complete``."""
         return await self._calls.write(
             TaskRepository,
             TaskRepository.abandon,
@@ -264,6 +303,28 @@ class AsyncTasks:
             blocker_signature,
             attempt=attempt,
         )
+
+    async def release(self, task_id: Id, reason: str, *, attempt: int) -> TaskRecord:
+        """Hand a task the caller holds back unfinished (a worker shutting down): pending
+        again and available at once, journalled ``task_released`` with ``reason``. The
+        attempt still counts toward ``max_attempts``. Raises as ``complete``."""
+        return await self._calls.write(
+            TaskRepository, TaskRepository.release, task_id, reason, attempt=attempt
+        )
+
+    async def next_due(self, run_id: Id | None = None) -> datetime | None:
+        """The earliest time a claim (of the run, or of any run) may find work: when the
+        next pending task of a run that is not paused becomes available, or the next held
+        task's lease runs out (it is then rescued). None: no task is pending or held. A
+        worker sleeps until then when it finds nothing to claim."""
+        return await self._calls.read(TaskRepository, TaskRepository.next_due, run_id)
+
+    async def cancel(self, task_id: Id, reason: str) -> TaskRecord:
+        """Cancel a task: a pending one is ``abandoned`` at once (``task_cancelled``); a
+        held one is marked ``cancel_requested`` (``task_cancel_requested``) and its holder
+        learns it from its next heartbeat. Raises ``InvalidTransitionError`` (the task
+        has already ended), ``NotFoundError``, ``ValidationError``."""
+        return await self._calls.write(TaskRepository, TaskRepository.cancel, task_id, reason)
 
     async def requeue_in_progress(self, run_id: Id) -> int:
         """Put every in-progress task of the run back to pending (a run resuming after a
@@ -274,9 +335,11 @@ class AsyncTasks:
     async def requeue_expired(
         self,
     ) -> int:
-        """Rescue tasks whose lease ran out (their worker died or stalled): back to
-        pending, or ``blocked`` with blocker signature ``lease_expired`` once the task has
-        used ``max_attempts``. Each rescue is journalled. Returns how many moved."""
+        """Rescue every task whose lease ran out (its worker died or stalled): pending
+        again, or ``blocked`` with blocker signature ``lease_expired`` once the task has
+        used ``max_attempts``, or ``abandoned`` if it was cancelled. Each rescue records
+        the lost attempt and a journal event. Claims do this on their own; this is for
+        operators. Returns how many moved."""
         return await self._calls.write(TaskRepository, TaskRepository.requeue_expired)
 
 
@@ -299,9 +362,11 @@ class AsyncAttempts:
         result: Any = None,
         blocker_signature: str | None = None,
     ) -> AttemptRecord:
-        """Record how attempt ``attempt_number`` of the task ended. Raises
-        ``ConflictError`` (that attempt is already recorded), ``NotFoundError`` (no such
-        run or task), ``ValidationError``."""
+        """Record how attempt ``attempt_number`` of the task ended (``complete``,
+        ``block``, ``fail`` and ``abandon`` record their own; this is for attempts that
+        ended otherwise). Raises ``ConflictError`` (that attempt is already recorded),
+        ``NotFoundError`` (no such task), ``ValidationError`` (the task is of another
+        run, or was never claimed that often)."""
         return await self._calls.write(
             AttemptRepository,
             AttemptRepository.add,

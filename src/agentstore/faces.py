@@ -37,7 +37,8 @@ from agentstore.orchestrator.journal import (
 )
 from agentstore.orchestrator.runs import RunPage, RunRecord, RunRepository
 from agentstore.orchestrator.snapshot import RunSnapshot
-from agentstore.orchestrator.tasks import TaskDraft, TaskRecord, TaskRepository
+from agentstore.orchestrator.task_records import TaskDraft, TaskRecord
+from agentstore.orchestrator.tasks import TaskRepository
 from agentstore.records import UNSET, Unset
 from agentstore.statuses import ExecutionStatus, RunStatus
 from agentstore.validation import Id
@@ -87,6 +88,18 @@ class Runs:
             summary=summary,
             current_task_id=current_task_id,
         )
+
+    def pause(self, run_id: Id) -> RunRecord:
+        """Pause the run: its tasks are not claimed until ``resume`` (tasks already held
+        go on). Journals ``run_paused``. Raises ``InvalidTransitionError`` (the run has
+        ended), ``NotFoundError``."""
+        return self._calls.write(RunRepository, RunRepository.pause, run_id)
+
+    def resume(self, run_id: Id) -> RunRecord:
+        """Resume a paused run (``running`` again; its tasks are claimed again).
+        Journals ``run_resumed``. Raises ``InvalidTransitionError`` (not paused),
+        ``NotFoundError``."""
+        return self._calls.write(RunRepository, RunRepository.resume, run_id)
 
     def increment_cycle(self, run_id: Id) -> RunRecord:
         """Add one to the run's cycle count, atomically. Raises ``NotFoundError``."""
@@ -184,12 +197,15 @@ class Tasks:
         lease: timedelta = timedelta(minutes=5),
         limit: int = 1,
     ) -> builtins.list[TaskRecord]:
-        """Atomically claim up to ``limit`` pending tasks for ``worker``: one run's in plan
-        order, or (without ``run_id``) any run's by priority, then age.
+        """Atomically claim up to ``limit`` available pending tasks for ``worker`` (never
+        a task of a paused run, nor one before its ``available_at``): one run's in plan
+        order, or (without ``run_id``) any run's by priority, then time available.
 
         Each claimed task is ``in_progress`` under a lease of ``lease``, its
-        ``attempt_count`` (the fencing token) incremented. Returns the claimed tasks in
-        claim order, or an empty list. Raises ``ValidationError``."""
+        ``attempt_count`` (the fencing token) incremented. Tasks whose lease ran out are
+        rescued first (see ``requeue_expired``), so they can be claimed again at once.
+        Returns the claimed tasks in claim order, or an empty list. Raises
+        ``ValidationError``."""
         return self._calls.write(
             TaskRepository,
             TaskRepository.claim_next,
@@ -200,20 +216,31 @@ class Tasks:
         )
 
     def heartbeat(self, task_id: Id, attempt: int, lease: timedelta) -> TaskRecord:
-        """Extend the lease of a task the caller holds under ``attempt``.
+        """Extend the lease of a task the caller holds under ``attempt``. The answer's
+        ``cancel_requested`` tells the holder someone cancelled the task: it should stop
+        and ``abandon`` it.
 
         Raises ``StaleClaimError`` (no longer held under that attempt), ``NotFoundError``,
         ``ValidationError``."""
         return self._calls.write(TaskRepository, TaskRepository.heartbeat, task_id, attempt, lease)
 
-    def complete(self, task_id: Id, summary: str, *, attempt: int | None = None) -> TaskRecord:
-        """Mark an ``in_progress`` task completed with its implementation summary.
+    def complete(
+        self, task_id: Id, summary: str, *, attempt: int | None = None, result: Any = None
+    ) -> TaskRecord:
+        """Mark an ``in_progress`` task completed with its implementation summary, and
+        record the attempt (with ``result``, any JSON value) and a ``task_completed``
+        event.
 
         ``attempt`` is the fencing token from the claim. Raises ``StaleClaimError`` (the
         claim is no longer current), ``InvalidTransitionError`` (the task is not in
         progress), ``NotFoundError``, ``ValidationError``."""
         return self._calls.write(
-            TaskRepository, TaskRepository.complete, task_id, summary, attempt=attempt
+            TaskRepository,
+            TaskRepository.complete,
+            task_id,
+            summary,
+            attempt=attempt,
+            result=result,
         )
 
     def block(
@@ -224,7 +251,8 @@ class Tasks:
         *,
         attempt: int | None = None,
     ) -> TaskRecord:
-        """Mark an ``in_progress`` task blocked. Raises as ``complete``."""
+        """Mark an ``in_progress`` task blocked, recording the attempt and a
+        ``task_blocked`` event. Raises as ``complete``."""
         return self._calls.write(
             TaskRepository,
             TaskRepository.block,
@@ -232,6 +260,18 @@ class Tasks:
             summary,
             blocker_signature,
             attempt=attempt,
+        )
+
+    def fail(
+        self, task_id: Id, error: str, *, attempt: int, retry_in: timedelta | None = None
+    ) -> TaskRecord:
+        """A failed attempt at a task the caller holds: the task is pending again, not
+        available before a backoff (``retry_in``, else the task's own ``Backoff``, else
+        the store's), or ``blocked`` (``attempts_exhausted``) once it used
+        ``max_attempts``, or ``abandoned`` if it was cancelled. Records the failed
+        attempt (``error`` as its summary) and a journal event. Raises as ``complete``."""
+        return self._calls.write(
+            TaskRepository, TaskRepository.fail, task_id, error, attempt=attempt, retry_in=retry_in
         )
 
     def abandon(
@@ -242,8 +282,9 @@ class Tasks:
         *,
         attempt: int | None = None,
     ) -> TaskRecord:
-        """Abandon a pending or in-progress task. With ``attempt``, only the holder of
-        that claim may. Raises as ``complete``."""
+        """Abandon a pending or in-progress task, journalling ``task_abandoned``. With
+        ``attempt``, only the holder of that claim may, and its attempt is recorded.
+        Raises as ``complete``."""
         return self._calls.write(
             TaskRepository,
             TaskRepository.abandon,
@@ -252,6 +293,28 @@ class Tasks:
             blocker_signature,
             attempt=attempt,
         )
+
+    def release(self, task_id: Id, reason: str, *, attempt: int) -> TaskRecord:
+        """Hand a task the caller holds back unfinished (a worker shutting down): pending
+        again and available at once, journalled ``task_released`` with ``reason``. The
+        attempt still counts toward ``max_attempts``. Raises as ``complete``."""
+        return self._calls.write(
+            TaskRepository, TaskRepository.release, task_id, reason, attempt=attempt
+        )
+
+    def next_due(self, run_id: Id | None = None) -> datetime | None:
+        """The earliest time a claim (of the run, or of any run) may find work: when the
+        next pending task of a run that is not paused becomes available, or the next held
+        task's lease runs out (it is then rescued). None: no task is pending or held. A
+        worker sleeps until then when it finds nothing to claim."""
+        return self._calls.read(TaskRepository, TaskRepository.next_due, run_id)
+
+    def cancel(self, task_id: Id, reason: str) -> TaskRecord:
+        """Cancel a task: a pending one is ``abandoned`` at once (``task_cancelled``); a
+        held one is marked ``cancel_requested`` (``task_cancel_requested``) and its holder
+        learns it from its next heartbeat. Raises ``InvalidTransitionError`` (the task
+        has already ended), ``NotFoundError``, ``ValidationError``."""
+        return self._calls.write(TaskRepository, TaskRepository.cancel, task_id, reason)
 
     def requeue_in_progress(self, run_id: Id) -> int:
         """Put every in-progress task of the run back to pending (a run resuming after a
@@ -262,9 +325,11 @@ class Tasks:
     def requeue_expired(
         self,
     ) -> int:
-        """Rescue tasks whose lease ran out (their worker died or stalled): back to
-        pending, or ``blocked`` with blocker signature ``lease_expired`` once the task has
-        used ``max_attempts``. Each rescue is journalled. Returns how many moved."""
+        """Rescue every task whose lease ran out (its worker died or stalled): pending
+        again, or ``blocked`` with blocker signature ``lease_expired`` once the task has
+        used ``max_attempts``, or ``abandoned`` if it was cancelled. Each rescue records
+        the lost attempt and a journal event. Claims do this on their own; this is for
+        operators. Returns how many moved."""
         return self._calls.write(TaskRepository, TaskRepository.requeue_expired)
 
 
@@ -287,9 +352,11 @@ class Attempts:
         result: Any = None,
         blocker_signature: str | None = None,
     ) -> AttemptRecord:
-        """Record how attempt ``attempt_number`` of the task ended. Raises
-        ``ConflictError`` (that attempt is already recorded), ``NotFoundError`` (no such
-        run or task), ``ValidationError``."""
+        """Record how attempt ``attempt_number`` of the task ended (``complete``,
+        ``block``, ``fail`` and ``abandon`` record their own; this is for attempts that
+        ended otherwise). Raises ``ConflictError`` (that attempt is already recorded),
+        ``NotFoundError`` (no such task), ``ValidationError`` (the task is of another
+        run, or was never claimed that often)."""
         return self._calls.write(
             AttemptRepository,
             AttemptRepository.add,

@@ -97,10 +97,21 @@ def aware(value: datetime | None, name: str) -> datetime | None:
     return require_aware(value, name)
 
 
+# Durations are added to the clock; a century keeps the sum a representable datetime.
+LONGEST = timedelta(days=36_500)
+
+
 def duration(value: Any, name: str) -> timedelta:
-    """A positive ``timedelta``."""
-    if not isinstance(value, timedelta) or value <= timedelta(0):
-        raise ValidationError(f"{name} must be a positive timedelta, got {value!r}")
+    """A positive ``timedelta`` (of at most a century)."""
+    if not isinstance(value, timedelta) or not timedelta(0) < value <= LONGEST:
+        raise ValidationError(f"{name} must be a timedelta over 0, up to 100 years, not {value!r}")
+    return value
+
+
+def delay(value: Any, name: str) -> timedelta:
+    """A ``timedelta`` of zero or more (and at most a century)."""
+    if not isinstance(value, timedelta) or not timedelta(0) <= value <= LONGEST:
+        raise ValidationError(f"{name} must be a timedelta of 0 to 100 years, got {value!r}")
     return value
 
 

@@ -81,6 +81,8 @@ def valid_calls(w: World) -> dict[str, dict[str, Any]]:
         "runs.increment_replan": {"run_id": w.run},
         "runs.delete": {"run_id": uuid.uuid4()},
         "runs.snapshot": {"run_id": w.run},
+        "runs.pause": {"run_id": uuid.uuid4()},
+        "runs.resume": {"run_id": uuid.uuid4()},
         "agents.get": {"run_id": w.run, "role": "strategy"},
         "agents.list": {"run_id": w.run},
         "agents.save": {
@@ -112,6 +114,15 @@ def valid_calls(w: World) -> dict[str, dict[str, Any]]:
         },
         "tasks.requeue_in_progress": {"run_id": uuid.uuid4()},
         "tasks.requeue_expired": {},
+        "tasks.fail": {
+            "task_id": uuid.uuid4(),
+            "error": "e",
+            "attempt": 1,
+            "retry_in": timedelta(seconds=1),
+        },
+        "tasks.release": {"task_id": uuid.uuid4(), "reason": "r", "attempt": 1},
+        "tasks.cancel": {"task_id": uuid.uuid4(), "reason": "r"},
+        "tasks.next_due": {"run_id": w.run},
         "attempts.add": {
             "run_id": w.run,
             "task_id": w.task,

@@ -29,7 +29,8 @@ def run(store: AgentStore) -> RunRecord:
 
 
 def messages(store: AgentStore, run: RunRecord) -> list[str]:
-    return [event.message for event in store.events.list(run.id)][1:]  # after run_created
+    """The messages of the events the test wrote (source "s")."""
+    return [event.message for event in store.events.list(run.id) if event.source == "s"]
 
 
 def execute(store: AgentStore, tx: Any, sql: str) -> None:
@@ -68,7 +69,8 @@ def test_a_failed_call_is_undone_alone_and_the_unit_commits_what_succeeded(
 ) -> None:
     error, failing_call = FAILING_CALLS[failure]
     task = store.tasks.replace_pending(run.id, [TaskDraft("t", "o")])[0]
-    store.attempts.add(run.id, task.id, 1, "completed", "first")
+    store.tasks.claim_next("w", run_id=run.id)
+    store.tasks.complete(task.id, "first", attempt=1)  # records attempt 1
     with store.transaction() as tx:
         tx.events.add(run.id, "s", "k", "before")
         with pytest.raises(error):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentstore import AgentStore, RunRecord, TaskDraft
+from agentstore import AgentStore, RunRecord, TaskDraft, TaskRecord
 
 
 @pytest.fixture
@@ -12,3 +12,13 @@ def run(store: AgentStore) -> RunRecord:
 
 def drafts(count: int, **fields: object) -> list[TaskDraft]:
     return [TaskDraft(title=f"task {n}", objective=f"do {n}", **fields) for n in range(count)]  # type: ignore[arg-type]
+
+
+def claimed_times(store: AgentStore, run: RunRecord, times: int) -> TaskRecord:
+    """A new task of ``run`` claimed (and put back) ``times`` times: it has that many
+    attempts to record."""
+    [task] = store.tasks.replace_pending(run.id, drafts(1))
+    for _ in range(times):
+        store.tasks.claim_next("w", run_id=run.id)
+        store.tasks.requeue_in_progress(run.id)
+    return store.tasks.get(task.id)

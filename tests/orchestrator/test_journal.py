@@ -11,7 +11,7 @@ import pytest
 
 from agentstore import AgentStore, NewEvent, RunRecord
 from agentstore.errors import ConflictError, NotFoundError, ValidationError
-from tests.orchestrator.conftest import drafts
+from tests.orchestrator.conftest import claimed_times
 from tests.orchestrator.test_tasks import refused
 
 
@@ -33,7 +33,7 @@ def test_agent_state_errors(store: AgentStore, run: RunRecord) -> None:
 
 
 def test_attempts_one_per_task_and_number(store: AgentStore, run: RunRecord) -> None:
-    task = store.tasks.replace_pending(run.id, drafts(1))[0]
+    task = claimed_times(store, run, 2)
     store.attempts.add(run.id, task.id, 1, "failed", "crashed", result={"exit": 1})
     second = store.attempts.add(run.id, task.id, 2, "completed", "ok")
     assert store.attempts.latest(task.id) == second
@@ -46,8 +46,18 @@ def test_attempts_one_per_task_and_number(store: AgentStore, run: RunRecord) -> 
     assert store.attempts.latest(uuid.uuid4()) is None
 
 
+def test_an_attempt_is_only_of_a_claim_of_a_task_of_its_run(
+    store: AgentStore, run: RunRecord
+) -> None:
+    task = claimed_times(store, run, 1)
+    other = store.runs.create("another goal", "/repo")
+    refused(store, ValidationError, lambda: store.attempts.add(run.id, task.id, 2, "failed", "x"))
+    refused(store, ValidationError, lambda: store.attempts.add(other.id, task.id, 1, "failed", "x"))
+    assert store.attempts.latest(task.id) is None
+
+
 def test_recent_attempts_are_the_latest_n_oldest_first(store: AgentStore, run: RunRecord) -> None:
-    task = store.tasks.replace_pending(run.id, drafts(1))[0]
+    task = claimed_times(store, run, 15)
     for n in range(1, 16):
         store.attempts.add(run.id, task.id, n, "failed", f"try {n}")
     assert [a.attempt_number for a in store.attempts.recent(run.id)] == list(range(4, 16))

@@ -118,14 +118,15 @@ class Backend(ABC):
         shared server (so workers on many machines agree), the local clock otherwise."""
 
     @abstractmethod
-    def deadline(self) -> sa.ColumnElement[datetime]:
-        """``clock()`` plus a lease, as a SQL expression over the bound parameter
-        ``lease``, whose value ``lease_parameter`` gives. A bound parameter (not a
-        literal) lets a statement be built once and run many times."""
+    def deadline(self, name: str = "lease") -> sa.ColumnElement[datetime]:
+        """``clock()`` plus a duration (a lease, a delay; zero for "now"), as a SQL
+        expression over the bound parameter ``name``, whose value ``lease_parameter``
+        gives. A bound parameter (not a literal) lets a statement be built once and run
+        many times."""
 
     @abstractmethod
     def lease_parameter(self, lease: timedelta) -> Any:
-        """The value to bind as ``lease`` in ``deadline()``."""
+        """The value to bind for ``deadline()``'s parameter."""
 
     @abstractmethod
     def claimable(self, candidates: sa.Select[Any], key: Any) -> Any:

@@ -121,8 +121,8 @@ class PostgresBackend(Backend):
         # The server's clock, shared by every worker machine (transaction start time).
         return sa.func.now(type_=UTCDateTime())
 
-    def deadline(self) -> sa.ColumnElement[datetime]:
-        return sa.func.now(type_=UTCDateTime()) + sa.bindparam("lease", type_=sa.Interval())
+    def deadline(self, name: str = "lease") -> sa.ColumnElement[datetime]:
+        return sa.func.now(type_=UTCDateTime()) + sa.bindparam(name, type_=sa.Interval())
 
     def lease_parameter(self, lease: timedelta) -> Any:
         return lease  # added to the server's clock

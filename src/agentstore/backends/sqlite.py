@@ -110,8 +110,8 @@ class SQLiteBackend(Backend):
         # One machine: the local clock is the database's clock.
         return sa.literal(datetime.now(UTC), UTCDateTime())
 
-    def deadline(self) -> sa.ColumnElement[datetime]:
-        return sa.bindparam("lease", type_=UTCDateTime())
+    def deadline(self, name: str = "lease") -> sa.ColumnElement[datetime]:
+        return sa.bindparam(name, type_=UTCDateTime())
 
     def lease_parameter(self, lease: timedelta) -> Any:
         return datetime.now(UTC) + lease  # the local clock is the database's

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agentstore.models.base import (
@@ -19,6 +19,7 @@ from agentstore.models.base import (
     status_check,
     status_column,
     updated_at_column,
+    utcnow,
 )
 from agentstore.statuses import ApprovalVerdict, AttemptStatus, RunStatus, TaskStatus
 from agentstore.types import AutoIncrementBigInt, uuid7
@@ -78,15 +79,19 @@ class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (
         status_check("status", TaskStatus),
-        # Claiming the next pending task of one run in plan order: only pending rows are
-        # indexed, so the index stays small however long the run's history grows.
+        # Claiming the next pending task of one run in plan order, skipping the ones not
+        # yet available without leaving the index: only pending rows are indexed, so the
+        # index stays small however long the run's history grows.
         Index(
-            "ix_tasks_pending_run_id_position",
+            "ix_tasks_pending_run_id_position_available_at",
             "run_id",
             "position",
+            "available_at",
             postgresql_where=PENDING,
             sqlite_where=PENDING,
         ),
+        # What an attempt record refers to: the task *of that run*.
+        UniqueConstraint("id", "run_id"),
         # Finding expired leases: only tasks held by a worker carry one.
         Index(
             "ix_tasks_in_progress_lease_expires_at",
@@ -112,20 +117,29 @@ class Task(Base):
     max_attempts: Mapped[int | None]
     claimed_by: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None]
+    # Claims never take the task before this (a schedule, or a retry's backoff).
+    available_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The task's own retry backoff (None: the store's policy): the first retry's delay,
+    # doubled on each failure up to the cap.
+    retry_delay_seconds: Mapped[float | None]
+    retry_max_delay_seconds: Mapped[float | None]
+    # Set when someone cancels a task a worker holds; the holder learns it on heartbeat.
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
     implementation_summary: Mapped[str | None] = mapped_column(Text)
     blocker_signature: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
 
 
-# Claiming across runs: highest priority first, then oldest, then plan order. The index
+# Claiming across runs: highest priority first, then the longest available, then plan
+# order (a retried task queues behind the ones that waited while it backed off). The index
 # holds exactly the claim's order (priority descending), so a claim reads its first
 # entries instead of sorting every pending task of every run. (Declared here: a
 # descending column needs the mapped column.)
 Index(
     "ix_tasks_pending_claim_order",
     Task.priority.desc(),
-    Task.created_at,
+    Task.available_at,
     Task.position,
     Task.id,
     postgresql_where=PENDING,
@@ -139,13 +153,17 @@ class TaskAttempt(Base):
         status_check("status", AttemptStatus),
         # One record per task and attempt number; also finds a task's latest attempt.
         UniqueConstraint("task_id", "attempt_number"),
+        # An attempt is at a task of its own run.
+        ForeignKeyConstraint(
+            ["task_id", "run_id"], ["tasks.id", "tasks.run_id"], ondelete="CASCADE"
+        ),
         # A run's recent attempts, newest first.
         Index("ix_task_attempts_run_id_created_at", "run_id", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
     run_id: Mapped[uuid.UUID] = mapped_column(run_fk())
-    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    task_id: Mapped[uuid.UUID]
     attempt_number: Mapped[int]
     status: Mapped[str] = status_column()
     summary: Mapped[str] = mapped_column(Text)

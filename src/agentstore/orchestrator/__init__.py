@@ -2,6 +2,7 @@
 
 from agentstore.orchestrator.agents import AgentRepository, AgentStateRecord
 from agentstore.orchestrator.attempts import AttemptRecord, AttemptRepository
+from agentstore.orchestrator.backoff import DEFAULT_BACKOFF, Backoff
 from agentstore.orchestrator.events import EventRecord, EventRepository, NewEvent
 from agentstore.orchestrator.journal import (
     ApprovalRecord,
@@ -16,6 +17,7 @@ from agentstore.orchestrator.snapshot import RunSnapshot, SnapshotLimits
 from agentstore.orchestrator.tasks import TaskDraft, TaskRecord, TaskRepository
 
 __all__ = [
+    "DEFAULT_BACKOFF",
     "AgentRepository",
     "AgentStateRecord",
     "ApprovalRecord",
@@ -24,6 +26,7 @@ __all__ = [
     "ArtifactRepository",
     "AttemptRecord",
     "AttemptRepository",
+    "Backoff",
     "CheckpointRecord",
     "CheckpointRepository",
     "EventRecord",

@@ -10,7 +10,8 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from agentstore import validation
-from agentstore.models import TaskAttempt
+from agentstore.errors import NotFoundError, ValidationError
+from agentstore.models import Task, TaskAttempt
 from agentstore.operations import Repository, reads, writes
 from agentstore.orchestrator.common import latest_oldest_first
 from agentstore.records import from_row
@@ -54,12 +55,16 @@ class AttemptRepository(Repository):
         result: Any = None,
         blocker_signature: str | None = None,
     ) -> AttemptRecord:
-        """Record how attempt ``attempt_number`` of the task ended. Raises
-        ``ConflictError`` (that attempt is already recorded), ``NotFoundError`` (no such
-        run or task), ``ValidationError``."""
+        """Record how attempt ``attempt_number`` of the task ended (``complete``,
+        ``block``, ``fail`` and ``abandon`` record their own; this is for attempts that
+        ended otherwise). Raises ``ConflictError`` (that attempt is already recorded),
+        ``NotFoundError`` (no such task), ``ValidationError`` (the task is of another
+        run, or was never claimed that often)."""
+        run_id = validation.identifier(run_id, "run_id")
+        task_id = validation.identifier(task_id, "task_id")
         values = {
-            "run_id": validation.identifier(run_id, "run_id"),
-            "task_id": validation.identifier(task_id, "task_id"),
+            "run_id": run_id,
+            "task_id": task_id,
             "attempt_number": validation.positive_int(attempt_number, "attempt_number"),
             "status": validation.status(status, AttemptStatus).value,
             "summary": validation.text(summary, TaskAttempt.summary, required=False),
@@ -68,6 +73,18 @@ class AttemptRepository(Repository):
             ),
             "result": validation.json_value({} if result is None else result, "result"),
         }
+        task = self._connection.execute(
+            sa.select(Task.run_id, Task.attempt_count).where(Task.id == task_id)
+        ).first()
+        if task is None:
+            raise NotFoundError(f"task {task_id} not found")
+        if task.run_id != run_id:
+            raise ValidationError(f"task {task_id} belongs to run {task.run_id}, not {run_id}")
+        if values["attempt_number"] > task.attempt_count:
+            raise ValidationError(
+                f"task {task_id} was claimed {task.attempt_count} times: it has no attempt "
+                f"{values['attempt_number']}"
+            )
         statement = sa.insert(TaskAttempt).values(values).returning(*ATTEMPT_COLUMNS)
         return AttemptRecord.from_row(self._connection.execute(statement).one())
 

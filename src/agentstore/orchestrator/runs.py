@@ -11,7 +11,7 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from agentstore import cursors, validation
-from agentstore.errors import NotFoundError, ValidationError
+from agentstore.errors import InvalidTransitionError, NotFoundError, ValidationError
 from agentstore.models import Run
 from agentstore.operations import Repository, reads, writes
 from agentstore.orchestrator.common import insert_events, require_run
@@ -22,6 +22,8 @@ from agentstore.validation import Id
 
 RUN_COLUMNS = tuple(Run.__table__.c)
 NEWEST_FIRST = "runs:created_at:desc"
+# The statuses a run can be paused from: it has not ended.
+LIVE = (RunStatus.PLANNING, RunStatus.RUNNING, RunStatus.BLOCKED, RunStatus.PAUSED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,21 @@ class RunRepository(Repository):
         return self._update(run_id, values)
 
     @writes
+    def pause(self, run_id: Id) -> RunRecord:
+        """Pause the run: its tasks are not claimed until ``resume`` (tasks already held
+        go on). Journals ``run_paused``. Raises ``InvalidTransitionError`` (the run has
+        ended), ``NotFoundError``."""
+        return self._move(run_id, RunStatus.PAUSED, LIVE, "run_paused", "Run paused.")
+
+    @writes
+    def resume(self, run_id: Id) -> RunRecord:
+        """Resume a paused run (``running`` again; its tasks are claimed again).
+        Journals ``run_resumed``. Raises ``InvalidTransitionError`` (not paused),
+        ``NotFoundError``."""
+        paused = (RunStatus.PAUSED,)
+        return self._move(run_id, RunStatus.RUNNING, paused, "run_resumed", "Run resumed.")
+
+    @writes
     def increment_cycle(self, run_id: Id) -> RunRecord:
         """Add one to the run's cycle count, atomically. Raises ``NotFoundError``."""
         return self._update(run_id, {"cycle_count": Run.cycle_count + 1})
@@ -162,6 +179,31 @@ class RunRepository(Repository):
         """Everything about the run at one instant (see ``RunSnapshot``), read in one
         transaction. Raises ``NotFoundError``."""
         return read_snapshot(self._connection, self._backend, self.get(run_id))
+
+    def _move(
+        self,
+        run_id: Id,
+        to: RunStatus,
+        from_statuses: tuple[RunStatus, ...],
+        kind: str,
+        message: str,
+    ) -> RunRecord:
+        run_id = validation.identifier(run_id, "run_id")
+        statement = (
+            sa.update(Run)
+            .where(Run.id == run_id, Run.status.in_([s.value for s in from_statuses]))
+            .values(status=to.value)
+            .returning(*RUN_COLUMNS)
+        )
+        row = self._connection.execute(statement).first()
+        if row is None:
+            current = self.get(run_id)
+            raise InvalidTransitionError(
+                f"cannot move run {run_id} to {to.value}: it is {current.status.value}"
+            )
+        event = {"run_id": run_id, "source": "system", "kind": kind, "message": message}
+        insert_events(self._connection, self._backend, [event])
+        return RunRecord.from_row(row)
 
     def _update(self, run_id: Id, values: dict[str, Any]) -> RunRecord:
         run_id = validation.identifier(run_id, "run_id")

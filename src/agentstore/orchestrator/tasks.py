@@ -1,197 +1,65 @@
 """Tasks: a run's plan, claimed atomically by workers under leases.
 
 The attempt number a claim returns is a fencing token: a worker that passes it to
-``heartbeat``/``complete``/``block``/``abandon`` is refused with ``StaleClaimError`` once
-the task was requeued, abandoned or claimed again, so a slow or dead worker can never
-overwrite the work of the one that took over.
+``heartbeat``/``complete``/``fail``/``block``/``abandon`` is refused with
+``StaleClaimError`` once the task was requeued, abandoned or claimed again, so a slow or
+dead worker can never overwrite the work of the one that took over.
+
+A task's life: pending (available at once, at a time, or after a delay) → claimed
+(``in_progress`` under a lease) → completed, blocked, or failed: pending again after a
+backoff, or blocked once ``max_attempts`` is used. Each ending writes, in the same
+transaction, the task, its attempt's record and a journal event. A claim also rescues
+tasks whose lease ran out, so no worker ever has to run a reaper. Cancelling a held task
+asks its holder to stop: it learns it from its next heartbeat (``cancel_requested``).
 """
 
 from __future__ import annotations
 
 import builtins
-import functools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Row
 
 from agentstore import validation
-from agentstore.backends import Backend
-from agentstore.errors import (
-    InvalidTransitionError,
-    NotFoundError,
-    StaleClaimError,
-    ValidationError,
-)
-from agentstore.models import Task, core_table
+from agentstore.errors import InvalidTransitionError, NotFoundError, StaleClaimError
+from agentstore.models import Task, TaskAttempt
 from agentstore.operations import Repository, reads, writes
+from agentstore.orchestrator.backoff import DEFAULT_BACKOFF
 from agentstore.orchestrator.common import insert_events, require_run
-from agentstore.records import from_row
-from agentstore.statuses import TaskStatus
+from agentstore.orchestrator.task_records import TaskDraft, TaskRecord, check_draft
+from agentstore.orchestrator.task_statements import (
+    ATTEMPTS_EXHAUSTED,
+    IS_HELD,
+    IS_PENDING,
+    LEASE_EXPIRED,
+    RESCUE_BATCH,
+    RUN_NOT_PAUSED,
+    TASK_COLUMNS,
+    TASKS,
+    statements,
+)
+from agentstore.statuses import AttemptStatus, TaskStatus
+from agentstore.types import UTCDateTime
 from agentstore.validation import Id
 
-LEASE_EXPIRED = "lease_expired"
-HELD = (TaskStatus.IN_PROGRESS,)  # the status of a task a worker holds
-TASKS = core_table(Task)
-TASK_COLUMNS = tuple(TASKS.c)
-# The literal (not a bound parameter) lets PostgreSQL match the partial indexes
-# ``ix_tasks_pending_*`` even in a generic prepared plan.
-IS_PENDING = sa.literal_column("status") == sa.literal_column("'pending'")
+__all__ = ["LEASE_EXPIRED", "TaskDraft", "TaskRecord", "TaskRepository"]
 
-
-@dataclass(frozen=True, slots=True)
-class TaskDraft:
-    """One step of a plan, as the planner writes it."""
-
-    title: str
-    objective: str
-    acceptance_criteria: Sequence[str] = ()
-    verification_steps: Sequence[str] = ()
-    allowed_paths: Sequence[str] = ()
-    priority: int = 0
-    max_attempts: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TaskRecord:
-    id: UUID
-    run_id: UUID
-    title: str
-    objective: str
-    acceptance_criteria: tuple[str, ...]
-    verification_steps: tuple[str, ...]
-    allowed_paths: tuple[str, ...]
-    status: TaskStatus
-    position: int
-    priority: int
-    attempt_count: int
-    max_attempts: int | None
-    claimed_by: str | None
-    lease_expires_at: datetime | None
-    implementation_summary: str | None
-    blocker_signature: str | None
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def from_row(cls, row: Any) -> TaskRecord:
-        mapping = row._mapping
-        return from_row(
-            cls,
-            mapping,
-            status=TaskStatus(mapping["status"]),
-            acceptance_criteria=tuple(mapping["acceptance_criteria"]),
-            verification_steps=tuple(mapping["verification_steps"]),
-            allowed_paths=tuple(mapping["allowed_paths"]),
-        )
-
-
-def _check_draft(draft: TaskDraft) -> dict[str, Any]:
-    if not isinstance(draft, TaskDraft):
-        raise ValidationError(f"expected a TaskDraft, got {type(draft).__name__}")
-
-    def strings(values: Sequence[str], name: str) -> list[str]:
-        checked = validation.sequence(values, name)
-        if not all(isinstance(v, str) for v in checked):
-            raise ValidationError(f"{name} must be a list of strings")
-        return checked
-
-    return {
-        "title": validation.text(draft.title, Task.title),
-        "objective": validation.text(draft.objective, Task.objective),
-        "acceptance_criteria": strings(draft.acceptance_criteria, "acceptance_criteria"),
-        "verification_steps": strings(draft.verification_steps, "verification_steps"),
-        "allowed_paths": strings(draft.allowed_paths, "allowed_paths"),
-        "priority": validation.positive_int(draft.priority, "priority", minimum=-(2**31)),
-        "max_attempts": None
-        if draft.max_attempts is None
-        else validation.positive_int(draft.max_attempts, "max_attempts"),
-    }
-
-
-def _closing(status: TaskStatus, summary: str | None, blocker: str | None) -> dict[str, Any]:
-    """The parameters of ``TaskRepository._close`` that end a claim with ``status``."""
-    return {
-        "new_status": status.value,
-        "summary": validation.optional_text(summary, Task.implementation_summary),
-        "blocker": validation.optional_text(blocker, Task.blocker_signature),
-    }
-
-
-def _claim_statement(backend: Backend, *, in_run: bool) -> sa.Update:
-    """The atomic claim of up to ``:limit`` pending tasks for ``:worker`` under a lease
-    (``:lease``): of the run ``:in_run`` in plan order, or of any run by priority, then age."""
-    candidates = sa.select(TASKS.c.id).where(IS_PENDING).limit(sa.bindparam("limit"))
-    if in_run:
-        candidates = candidates.where(TASKS.c.run_id == sa.bindparam("in_run")).order_by(
-            TASKS.c.position, TASKS.c.id
-        )
-    else:
-        candidates = candidates.order_by(
-            TASKS.c.priority.desc(), TASKS.c.created_at, TASKS.c.position, TASKS.c.id
-        )
-    return (
-        sa.update(TASKS)
-        .where(backend.claimable(candidates, TASKS.c.id))
-        .values(
-            status=TaskStatus.IN_PROGRESS.value,
-            attempt_count=TASKS.c.attempt_count + 1,
-            claimed_by=sa.bindparam("worker"),
-            lease_expires_at=backend.deadline(),
-        )
-        .returning(*TASK_COLUMNS)
-    )
-
-
-def _held_update(values: dict[str, Any], from_statuses: tuple[TaskStatus, ...]) -> sa.Update:
-    """An UPDATE of the task ``:task_id`` that applies only while its status is among
-    ``from_statuses`` and, unless ``:attempt`` is NULL, its claim is that attempt."""
-    attempt = sa.bindparam("attempt", type_=sa.Integer)
-    return (
-        sa.update(TASKS)
-        .where(
-            TASKS.c.id == sa.bindparam("task_id"),
-            # Separate parameters, not one "expanding" list, which SQLAlchemy would
-            # re-render into the SQL string on every execution.
-            TASKS.c.status.in_([sa.literal(s.value) for s in from_statuses]),
-            sa.or_(attempt.is_(None), TASKS.c.attempt_count == attempt),
-        )
-        .values(values)
-        .returning(*TASK_COLUMNS)
-    )
-
-
-@dataclass(frozen=True)
-class _Statements:
-    """The hot paths' statements, built once per database with bound parameters:
-    SQLAlchemy then skips building each statement and its cache key on every call."""
-
-    claim_in_run: sa.Update
-    claim_any_run: sa.Update
-    close: sa.Update
-    close_unclaimed: sa.Update
-    extend_lease: sa.Update
-
-
-@functools.cache
-def _statements(backend: Backend) -> _Statements:
-    closing: dict[str, Any] = {
-        "status": sa.bindparam("new_status"),
-        "implementation_summary": sa.bindparam("summary"),
-        "blocker_signature": sa.bindparam("blocker"),
-        "claimed_by": None,
-        "lease_expires_at": None,
-    }
-    return _Statements(
-        claim_in_run=_claim_statement(backend, in_run=True),
-        claim_any_run=_claim_statement(backend, in_run=False),
-        close=_held_update(closing, HELD),
-        close_unclaimed=_held_update(closing, (TaskStatus.PENDING, *HELD)),
-        extend_lease=_held_update({"lease_expires_at": backend.deadline()}, HELD),
-    )
+NOW = timedelta(0)
+# How each ending is journalled: (event kind, message), by the task's new status.
+_RESCUED = {
+    TaskStatus.PENDING.value: ("lease_expired_requeued", "Lease expired; task requeued."),
+    TaskStatus.BLOCKED.value: ("lease_expired_blocked", "Lease expired; attempts used up."),
+    TaskStatus.ABANDONED.value: ("lease_expired_abandoned", "Lease expired; task cancelled."),
+}
+_FAILED = {
+    TaskStatus.PENDING.value: ("task_retry_scheduled", "Attempt failed; task will be retried."),
+    TaskStatus.BLOCKED.value: ("task_blocked", "Attempt failed; attempts used up."),
+    TaskStatus.ABANDONED.value: ("task_cancelled", "Attempt failed; task was cancelled."),
+}
 
 
 class TaskRepository(Repository):
@@ -235,7 +103,7 @@ class TaskRepository(Repository):
         ``ValidationError`` (a bad draft; nothing is changed).
         """
         run_id = validation.identifier(run_id, "run_id")
-        rows = [_check_draft(draft) for draft in validation.sequence(drafts, "drafts")]
+        rows = [check_draft(draft) for draft in validation.sequence(drafts, "drafts")]
         connection = self._connection
         require_run(connection, run_id, lock=True)  # one replace of a plan at a time
         connection.execute(
@@ -251,10 +119,18 @@ class TaskRepository(Repository):
         last = connection.execute(
             sa.select(sa.func.coalesce(sa.func.max(Task.position), -1)).where(Task.run_id == run_id)
         ).scalar_one()
+        lease_parameter = self._backend.lease_parameter
         for offset, row in enumerate(rows, start=1):
             row.update(run_id=run_id, status=TaskStatus.PENDING.value, position=last + offset)
+            row["delay"] = lease_parameter(row["delay"])
+        available_at = sa.func.coalesce(
+            sa.bindparam("not_before", type_=UTCDateTime()), self._backend.deadline("delay")
+        )
         inserted = connection.execute(
-            sa.insert(Task).returning(*TASK_COLUMNS, sort_by_parameter_order=True), rows
+            sa.insert(TASKS)
+            .values(available_at=available_at)
+            .returning(*TASK_COLUMNS, sort_by_parameter_order=True),
+            rows,
         )
         return [TaskRecord.from_row(row) for row in inserted]
 
@@ -267,22 +143,27 @@ class TaskRepository(Repository):
         lease: timedelta = timedelta(minutes=5),
         limit: int = 1,
     ) -> builtins.list[TaskRecord]:
-        """Atomically claim up to ``limit`` pending tasks for ``worker``: one run's in plan
-        order, or (without ``run_id``) any run's by priority, then age.
+        """Atomically claim up to ``limit`` available pending tasks for ``worker`` (never
+        a task of a paused run, nor one before its ``available_at``): one run's in plan
+        order, or (without ``run_id``) any run's by priority, then time available.
 
         Each claimed task is ``in_progress`` under a lease of ``lease``, its
-        ``attempt_count`` (the fencing token) incremented. Returns the claimed tasks in
-        claim order, or an empty list. Raises ``ValidationError``.
+        ``attempt_count`` (the fencing token) incremented. Tasks whose lease ran out are
+        rescued first (see ``requeue_expired``), so they can be claimed again at once.
+        Returns the claimed tasks in claim order, or an empty list. Raises
+        ``ValidationError``.
         """
         validation.text(worker, Task.claimed_by)
         validation.duration(lease, "lease")
         validation.positive_int(limit, "limit", maximum=1000)
         run_id = validation.optional_identifier(run_id, "run_id")
-        statements = _statements(self._backend)
-        claim = statements.claim_any_run if run_id is None else statements.claim_in_run
+        self._rescue(RESCUE_BATCH)
+        found = statements(self._backend)
+        claim = found.claim_any_run if run_id is None else found.claim_in_run
         params = {
             "worker": worker,
             "lease": self._backend.lease_parameter(lease),
+            "now": self._backend.lease_parameter(NOW),
             "limit": limit,
             "in_run": run_id,
         }
@@ -290,33 +171,36 @@ class TaskRepository(Repository):
         # RETURNING gives no order; hand tasks back in the order they were chosen.
         if run_id is not None:
             return sorted(claimed, key=lambda t: (t.position, t.id))
-        return sorted(claimed, key=lambda t: (-t.priority, t.created_at, t.position, t.id))
+        return sorted(claimed, key=lambda t: (-t.priority, t.available_at, t.position, t.id))
 
     @writes
     def heartbeat(self, task_id: Id, attempt: int, lease: timedelta) -> TaskRecord:
-        """Extend the lease of a task the caller holds under ``attempt``.
+        """Extend the lease of a task the caller holds under ``attempt``. The answer's
+        ``cancel_requested`` tells the holder someone cancelled the task: it should stop
+        and ``abandon`` it.
 
         Raises ``StaleClaimError`` (no longer held under that attempt), ``NotFoundError``,
         ``ValidationError``.
         """
         validation.duration(lease, "lease")
         params = {"lease": self._backend.lease_parameter(lease)}
-        statement = _statements(self._backend).extend_lease
+        statement = statements(self._backend).extend_lease
         return self._finish_held(task_id, attempt, statement, params, "heartbeat")
 
     @writes
-    def complete(self, task_id: Id, summary: str, *, attempt: int | None = None) -> TaskRecord:
-        """Mark an ``in_progress`` task completed with its implementation summary.
+    def complete(
+        self, task_id: Id, summary: str, *, attempt: int | None = None, result: Any = None
+    ) -> TaskRecord:
+        """Mark an ``in_progress`` task completed with its implementation summary, and
+        record the attempt (with ``result``, any JSON value) and a ``task_completed``
+        event.
 
         ``attempt`` is the fencing token from the claim. Raises ``StaleClaimError`` (the
         claim is no longer current), ``InvalidTransitionError`` (the task is not in
         progress), ``NotFoundError``, ``ValidationError``.
         """
         validation.text(summary, Task.implementation_summary)
-        params = _closing(TaskStatus.COMPLETED, summary, None)
-        return self._finish_held(
-            task_id, attempt, _statements(self._backend).close, params, "complete"
-        )
+        return self._end(task_id, attempt, TaskStatus.COMPLETED, summary, None, result, "complete")
 
     @writes
     def block(
@@ -327,11 +211,44 @@ class TaskRepository(Repository):
         *,
         attempt: int | None = None,
     ) -> TaskRecord:
-        """Mark an ``in_progress`` task blocked. Raises as ``complete``."""
-        params = _closing(TaskStatus.BLOCKED, summary, blocker_signature)
-        return self._finish_held(
-            task_id, attempt, _statements(self._backend).close, params, "block"
+        """Mark an ``in_progress`` task blocked, recording the attempt and a
+        ``task_blocked`` event. Raises as ``complete``."""
+        return self._end(
+            task_id, attempt, TaskStatus.BLOCKED, summary, blocker_signature, None, "block"
         )
+
+    @writes
+    def fail(
+        self, task_id: Id, error: str, *, attempt: int, retry_in: timedelta | None = None
+    ) -> TaskRecord:
+        """A failed attempt at a task the caller holds: the task is pending again, not
+        available before a backoff (``retry_in``, else the task's own ``Backoff``, else
+        the store's), or ``blocked`` (``attempts_exhausted``) once it used
+        ``max_attempts``, or ``abandoned`` if it was cancelled. Records the failed
+        attempt (``error`` as its summary) and a journal event. Raises as ``complete``.
+        """
+        task_id = validation.identifier(task_id, "task_id")
+        validation.positive_int(attempt, "attempt")
+        validation.text(error, TaskAttempt.summary, required=False)
+        if retry_in is not None:
+            validation.delay(retry_in, "retry_in")
+        task = self._get(task_id)  # its limits and backoff (never changed after planning)
+        exhausted = task.max_attempts is not None and attempt >= task.max_attempts
+        if retry_in is None:
+            retry_in = (task.backoff or DEFAULT_BACKOFF).delay(attempt)
+        params = {
+            "new_status": (TaskStatus.BLOCKED if exhausted else TaskStatus.PENDING).value,
+            "blocker": ATTEMPTS_EXHAUSTED if exhausted else None,
+            "retry": self._backend.lease_parameter(NOW if exhausted else retry_in),
+        }
+        statement = statements(self._backend).retry
+        row = self._finish_held(task_id, attempt, statement, params, "fail")
+        kind, message = _FAILED[row.status.value]
+        payload = {"error": error}
+        if row.status is TaskStatus.PENDING:
+            payload["retry_at"] = row.available_at.isoformat()
+        self._journal_ending(row, AttemptStatus.FAILED, error, None, None, kind, message, payload)
+        return row
 
     @writes
     def abandon(
@@ -342,13 +259,73 @@ class TaskRepository(Repository):
         *,
         attempt: int | None = None,
     ) -> TaskRecord:
-        """Abandon a pending or in-progress task. With ``attempt``, only the holder of
-        that claim may. Raises as ``complete``."""
-        params = _closing(TaskStatus.ABANDONED, summary, blocker_signature)
-        # Without a fencing token a pending task may be abandoned too.
-        statements = _statements(self._backend)
-        statement = statements.close if attempt is not None else statements.close_unclaimed
-        return self._finish_held(task_id, attempt, statement, params, "abandon")
+        """Abandon a pending or in-progress task, journalling ``task_abandoned``. With
+        ``attempt``, only the holder of that claim may, and its attempt is recorded.
+        Raises as ``complete``."""
+        if attempt is None:  # without a fencing token a pending task may be abandoned too
+            params = self._closing(TaskStatus.ABANDONED, summary, blocker_signature)
+            statement = statements(self._backend).close_unclaimed
+            row = self._finish_held(task_id, None, statement, params, "abandon")
+            self._journal(row, "task_abandoned", "Task abandoned.", {})
+            return row
+        return self._end(
+            task_id, attempt, TaskStatus.ABANDONED, summary, blocker_signature, None, "abandon"
+        )
+
+    @writes
+    def release(self, task_id: Id, reason: str, *, attempt: int) -> TaskRecord:
+        """Hand a task the caller holds back unfinished (a worker shutting down): pending
+        again and available at once, journalled ``task_released`` with ``reason``. The
+        attempt still counts toward ``max_attempts``. Raises as ``complete``."""
+        validation.text(reason, Task.implementation_summary)
+        params = {"now": self._backend.lease_parameter(NOW)}
+        statement = statements(self._backend).release
+        row = self._finish_held(task_id, attempt, statement, params, "release")
+        self._journal(row, "task_released", "Task handed back by its holder.", {"reason": reason})
+        return row
+
+    @reads
+    def next_due(self, run_id: Id | None = None) -> datetime | None:
+        """The earliest time a claim (of the run, or of any run) may find work: when the
+        next pending task of a run that is not paused becomes available, or the next held
+        task's lease runs out (it is then rescued). None: no task is pending or held. A
+        worker sleeps until then when it finds nothing to claim."""
+        run_id = validation.optional_identifier(run_id, "run_id")
+        pending = sa.select(sa.func.min(TASKS.c.available_at)).where(IS_PENDING, RUN_NOT_PAUSED)
+        held = sa.select(sa.func.min(TASKS.c.lease_expires_at)).where(IS_HELD)
+        if run_id is not None:
+            pending = pending.where(TASKS.c.run_id == run_id)
+            held = held.where(TASKS.c.run_id == run_id)
+        times = [self._connection.execute(query).scalar() for query in (pending, held)]
+        known = [moment for moment in times if moment is not None]
+        return min(known) if known else None
+
+    @writes
+    def cancel(self, task_id: Id, reason: str) -> TaskRecord:
+        """Cancel a task: a pending one is ``abandoned`` at once (``task_cancelled``); a
+        held one is marked ``cancel_requested`` (``task_cancel_requested``) and its holder
+        learns it from its next heartbeat. Raises ``InvalidTransitionError`` (the task
+        has already ended), ``NotFoundError``, ``ValidationError``."""
+        task_id = validation.identifier(task_id, "task_id")
+        params = {
+            "reason": validation.text(reason, Task.cancel_reason),
+            "task_id": task_id,
+            "attempt": None,
+        }
+        found = statements(self._backend)
+        for statement, kind, message in (
+            (found.cancel_pending, "task_cancelled", "Task cancelled."),
+            (found.request_cancel, "task_cancel_requested", "Holder asked to stop."),
+        ):
+            row = self._connection.execute(statement, params).first()
+            if row is not None:
+                task = TaskRecord.from_row(row)
+                self._journal(task, kind, message, {"reason": reason})
+                return task
+        current = self._get(task_id)
+        raise InvalidTransitionError(
+            f"cannot cancel task {task_id}: it has ended ({current.status.value})"
+        )
 
     @writes
     def requeue_in_progress(self, run_id: Id) -> int:
@@ -381,47 +358,17 @@ class TaskRepository(Repository):
 
     @writes
     def requeue_expired(self) -> int:
-        """Rescue tasks whose lease ran out (their worker died or stalled): back to
-        pending, or ``blocked`` with blocker signature ``lease_expired`` once the task has
-        used ``max_attempts``. Each rescue is journalled. Returns how many moved."""
-        expired = sa.and_(
-            Task.status == TaskStatus.IN_PROGRESS.value,
-            Task.lease_expires_at < self._backend.clock(),
-        )
-        exhausted = sa.and_(Task.max_attempts.is_not(None), Task.attempt_count >= Task.max_attempts)
-        released = {"claimed_by": None, "lease_expires_at": None}
-        connection = self._connection
-        blocked = connection.execute(
-            sa.update(Task)
-            .where(expired, exhausted)
-            .values(status=TaskStatus.BLOCKED.value, blocker_signature=LEASE_EXPIRED, **released)
-            .returning(Task.id, Task.run_id, Task.attempt_count)
-        ).all()
-        requeued = connection.execute(
-            sa.update(Task)
-            .where(expired)
-            .values(status=TaskStatus.PENDING.value, **released)
-            .returning(Task.id, Task.run_id, Task.attempt_count)
-        ).all()
-        insert_events(
-            connection,
-            self._backend,
-            [
-                {
-                    "run_id": row.run_id,
-                    "source": "system",
-                    "kind": kind,
-                    "message": message,
-                    "payload": {"task_id": str(row.id), "attempt": row.attempt_count},
-                }
-                for rows, kind, message in (
-                    (blocked, "lease_expired_blocked", "Lease expired; attempts used up."),
-                    (requeued, "lease_expired_requeued", "Lease expired; task requeued."),
-                )
-                for row in rows
-            ],
-        )
-        return len(blocked) + len(requeued)
+        """Rescue every task whose lease ran out (its worker died or stalled): pending
+        again, or ``blocked`` with blocker signature ``lease_expired`` once the task has
+        used ``max_attempts``, or ``abandoned`` if it was cancelled. Each rescue records
+        the lost attempt and a journal event. Claims do this on their own; this is for
+        operators. Returns how many moved."""
+        rescued = 0
+        while moved := self._rescue(1000):
+            rescued += moved
+        return rescued
+
+    # -- inside ------------------------------------------------------------------------
 
     def _get(self, task_id: UUID) -> TaskRecord:
         query = sa.select(*TASK_COLUMNS).where(Task.id == task_id)
@@ -429,6 +376,115 @@ class TaskRepository(Repository):
         if row is None:
             raise NotFoundError(f"task {task_id} not found")
         return TaskRecord.from_row(row)
+
+    def _rescue(self, limit: int) -> int:
+        """Rescue up to ``limit`` expired leases, recording each lost attempt and
+        journalling it. Returns how many."""
+        params = {"now": self._backend.lease_parameter(NOW), "rescue_limit": limit}
+        rows = self._connection.execute(statements(self._backend).rescue, params).all()
+        if not rows:
+            return 0
+        self._connection.execute(
+            statements(self._backend).record_attempt,
+            [
+                {
+                    "run_id": row.run_id,
+                    "task_id": row.id,
+                    "attempt_number": row.attempt_count,
+                    "status": AttemptStatus.FAILED.value,
+                    "summary": "The lease expired before the holder finished.",
+                    "blocker_signature": LEASE_EXPIRED,
+                    "result": {},
+                }
+                for row in rows
+            ],
+        )
+        insert_events(
+            self._connection,
+            self._backend,
+            [
+                {
+                    "run_id": row.run_id,
+                    "source": "system",
+                    "kind": _RESCUED[row.status][0],
+                    "message": _RESCUED[row.status][1],
+                    "payload": {"task_id": str(row.id), "attempt": row.attempt_count},
+                }
+                for row in rows
+            ],
+        )
+        return len(rows)
+
+    @staticmethod
+    def _closing(status: TaskStatus, summary: str | None, blocker: str | None) -> dict[str, Any]:
+        return {
+            "new_status": status.value,
+            "summary": validation.optional_text(summary, Task.implementation_summary),
+            "blocker": validation.optional_text(blocker, Task.blocker_signature),
+        }
+
+    def _end(
+        self,
+        task_id: Id,
+        attempt: int | None,
+        status: TaskStatus,
+        summary: str | None,
+        blocker: str | None,
+        result: Any,
+        action: str,
+    ) -> TaskRecord:
+        """End the claim on the task with ``status``; record the attempt and journal."""
+        params = self._closing(status, summary, blocker)
+        result_json = validation.json_value({} if result is None else result, "result")
+        row = self._finish_held(task_id, attempt, statements(self._backend).close, params, action)
+        kind = f"task_{status.value}"
+        message = f"Task {status.value}."
+        self._journal_ending(
+            row, AttemptStatus(status.value), summary or "", blocker, result_json, kind, message, {}
+        )
+        return row
+
+    def _journal_ending(
+        self,
+        task: TaskRecord,
+        outcome: AttemptStatus,
+        summary: str,
+        blocker: str | None,
+        result: Any,
+        kind: str,
+        message: str,
+        payload: dict[str, Any],
+    ) -> None:
+        """Record the attempt that just ended (unless the caller already did) and
+        journal the task's new state."""
+        self._connection.execute(
+            statements(self._backend).record_attempt,
+            {
+                "run_id": task.run_id,
+                "task_id": task.id,
+                "attempt_number": task.attempt_count,
+                "status": outcome.value,
+                "summary": summary,
+                "blocker_signature": blocker,
+                "result": {} if result is None else result,
+            },
+        )
+        self._journal(task, kind, message, payload)
+
+    def _journal(self, task: TaskRecord, kind: str, message: str, payload: dict[str, Any]) -> None:
+        insert_events(
+            self._connection,
+            self._backend,
+            [
+                {
+                    "run_id": task.run_id,
+                    "source": "system",
+                    "kind": kind,
+                    "message": message,
+                    "payload": {"task_id": str(task.id), "attempt": task.attempt_count, **payload},
+                }
+            ],
+        )
 
     def _finish_held(
         self,
@@ -438,14 +494,14 @@ class TaskRepository(Repository):
         params: dict[str, Any],
         action: str,
     ) -> TaskRecord:
-        """Run ``statement`` (a ``_held_update``) on the task if it is in one of the
+        """Run ``statement`` (a held-task UPDATE) on the task if it is in one of the
         statement's statuses (and, with ``attempt``, still held under it), in one
         conditional UPDATE; otherwise explain why not with the right error."""
         task_id = validation.identifier(task_id, "task_id")
         if attempt is not None:
             validation.positive_int(attempt, "attempt")
         params = {**params, "task_id": task_id, "attempt": attempt}
-        row = self._connection.execute(statement, params).first()
+        row: Row[Any] | None = self._connection.execute(statement, params).first()
         if row is not None:
             return TaskRecord.from_row(row)
         current = self._get(task_id)

@@ -1,0 +1,118 @@
+"""What a planner writes (``TaskDraft``) and what the store gives back (``TaskRecord``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from agentstore import validation
+from agentstore.errors import ValidationError
+from agentstore.models import Task
+from agentstore.orchestrator.backoff import Backoff
+from agentstore.records import from_row
+from agentstore.statuses import TaskStatus
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDraft:
+    """One step of a plan, as the planner writes it. ``available_at`` (a time) or
+    ``delay`` (after planning) keeps it from being claimed before then; ``backoff`` is
+    its own retry policy (default: the store's)."""
+
+    title: str
+    objective: str
+    acceptance_criteria: Sequence[str] = ()
+    verification_steps: Sequence[str] = ()
+    allowed_paths: Sequence[str] = ()
+    priority: int = 0
+    max_attempts: int | None = None
+    available_at: datetime | None = None
+    delay: timedelta | None = None
+    backoff: Backoff | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    id: UUID
+    run_id: UUID
+    title: str
+    objective: str
+    acceptance_criteria: tuple[str, ...]
+    verification_steps: tuple[str, ...]
+    allowed_paths: tuple[str, ...]
+    status: TaskStatus
+    position: int
+    priority: int
+    attempt_count: int
+    max_attempts: int | None
+    claimed_by: str | None
+    lease_expires_at: datetime | None
+    available_at: datetime
+    backoff: Backoff | None
+    #: Set once someone cancelled the task; a holder that sees it stops.
+    cancel_reason: str | None
+    implementation_summary: str | None
+    blocker_signature: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.cancel_reason is not None
+
+    @classmethod
+    def from_row(cls, row: Any) -> TaskRecord:
+        mapping = row._mapping
+        first = mapping["retry_delay_seconds"]
+        cap = mapping["retry_max_delay_seconds"]
+        return from_row(
+            cls,
+            mapping,
+            status=TaskStatus(mapping["status"]),
+            acceptance_criteria=tuple(mapping["acceptance_criteria"]),
+            verification_steps=tuple(mapping["verification_steps"]),
+            allowed_paths=tuple(mapping["allowed_paths"]),
+            backoff=None
+            if first is None
+            else Backoff(timedelta(seconds=first), timedelta(seconds=cap)),
+        )
+
+
+def check_draft(draft: TaskDraft) -> dict[str, Any]:
+    """The row of a draft (its availability as ``not_before`` or ``delay``), or
+    ``ValidationError``."""
+    if not isinstance(draft, TaskDraft):
+        raise ValidationError(f"expected a TaskDraft, got {type(draft).__name__}")
+
+    def strings(values: Sequence[str], name: str) -> list[str]:
+        checked = validation.sequence(values, name)
+        if not all(isinstance(v, str) for v in checked):
+            raise ValidationError(f"{name} must be a list of strings")
+        return checked
+
+    if draft.available_at is not None and draft.delay is not None:
+        raise ValidationError("give a task available_at or delay, not both")
+    if draft.backoff is not None and not isinstance(draft.backoff, Backoff):
+        raise ValidationError(f"backoff must be a Backoff, got {type(draft.backoff).__name__}")
+    return {
+        "title": validation.text(draft.title, Task.title),
+        "objective": validation.text(draft.objective, Task.objective),
+        "acceptance_criteria": strings(draft.acceptance_criteria, "acceptance_criteria"),
+        "verification_steps": strings(draft.verification_steps, "verification_steps"),
+        "allowed_paths": strings(draft.allowed_paths, "allowed_paths"),
+        "priority": validation.positive_int(draft.priority, "priority", minimum=-(2**31)),
+        "max_attempts": None
+        if draft.max_attempts is None
+        else validation.positive_int(draft.max_attempts, "max_attempts"),
+        "not_before": validation.aware(draft.available_at, "available_at"),
+        "delay": validation.delay(draft.delay or timedelta(0), "delay"),
+        "retry_delay_seconds": None
+        if draft.backoff is None
+        else draft.backoff.first.total_seconds(),
+        "retry_max_delay_seconds": None
+        if draft.backoff is None
+        else draft.backoff.cap.total_seconds(),
+    }

@@ -1,0 +1,192 @@
+"""The statements of a task's life, built once per database with bound parameters
+(SQLAlchemy then skips building each statement and its cache key on every call).
+
+Every time a statement compares with "now" or sets a time, it goes through the
+backend's ``deadline(name)``: the server's clock on PostgreSQL (shared by every worker
+machine), a bound local time on SQLite.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from agentstore.backends import Backend
+from agentstore.models import Run, Task, TaskAttempt, core_table
+from agentstore.statuses import RunStatus, TaskStatus
+
+TASKS = core_table(Task)
+RUNS = core_table(Run)
+ATTEMPTS = core_table(TaskAttempt)
+TASK_COLUMNS = tuple(TASKS.c)
+HELD = (TaskStatus.IN_PROGRESS,)  # the status of a task a worker holds
+LEASE_EXPIRED = "lease_expired"
+ATTEMPTS_EXHAUSTED = "attempts_exhausted"
+#: How many expired leases one claim rescues at most (the next claims take the rest).
+RESCUE_BATCH = 100
+
+
+def _status_is(status: TaskStatus) -> sa.ColumnElement[bool]:
+    # A literal (not a bound parameter) lets PostgreSQL match the partial indexes
+    # (``… WHERE status = 'pending'``) even in a generic prepared plan.
+    return sa.literal_column("status") == sa.literal_column(f"'{status.value}'")
+
+
+IS_PENDING = _status_is(TaskStatus.PENDING)
+IS_HELD = _status_is(TaskStatus.IN_PROGRESS)
+RUN_NOT_PAUSED = ~sa.exists().where(
+    RUNS.c.id == TASKS.c.run_id, RUNS.c.status == sa.literal(RunStatus.PAUSED.value)
+)
+EXHAUSTED = sa.and_(
+    TASKS.c.max_attempts.is_not(None), TASKS.c.attempt_count >= TASKS.c.max_attempts
+)
+CANCELLED = TASKS.c.cancel_reason.is_not(None)
+RELEASED = {"claimed_by": None, "lease_expires_at": None}
+
+
+def _claim(backend: Backend, *, in_run: bool) -> sa.Update:
+    """The atomic claim of up to ``:limit`` available pending tasks of runs that are not
+    paused, for ``:worker`` under a lease (``:lease``): of the run ``:in_run`` in plan
+    order, or of any run by priority, then time available, then plan order."""
+    candidates = (
+        sa.select(TASKS.c.id)
+        .where(
+            IS_PENDING,
+            TASKS.c.available_at <= backend.deadline("now"),
+            RUN_NOT_PAUSED,
+        )
+        .limit(sa.bindparam("limit"))
+    )
+    if in_run:
+        # Positions are unique within a run (a plan is written under the run's lock),
+        # so the position alone is the order: with a tie-break the databases sort.
+        candidates = candidates.where(TASKS.c.run_id == sa.bindparam("in_run")).order_by(
+            TASKS.c.position
+        )
+    else:
+        candidates = candidates.order_by(
+            TASKS.c.priority.desc(), TASKS.c.available_at, TASKS.c.position, TASKS.c.id
+        )
+    return (
+        sa.update(TASKS)
+        .where(backend.claimable(candidates, TASKS.c.id))
+        .values(
+            status=TaskStatus.IN_PROGRESS.value,
+            attempt_count=TASKS.c.attempt_count + 1,
+            claimed_by=sa.bindparam("worker"),
+            lease_expires_at=backend.deadline("lease"),
+        )
+        .returning(*TASK_COLUMNS)
+    )
+
+
+def _rescue(backend: Backend) -> sa.Update:
+    """Up to ``:rescue_limit`` tasks whose lease ran out (their worker died or stalled):
+    pending again at once, or ``blocked`` (``lease_expired``) once they used
+    ``max_attempts``, or ``abandoned`` if someone cancelled them meanwhile."""
+    now = backend.deadline("now")
+    candidates = (
+        sa.select(TASKS.c.id)
+        .where(IS_HELD, TASKS.c.lease_expires_at < now)
+        .limit(sa.bindparam("rescue_limit"))
+    )
+    return (
+        sa.update(TASKS)
+        .where(backend.claimable(candidates, TASKS.c.id))
+        .values(
+            status=sa.case(
+                (CANCELLED, TaskStatus.ABANDONED.value),
+                (EXHAUSTED, TaskStatus.BLOCKED.value),
+                else_=TaskStatus.PENDING.value,
+            ),
+            blocker_signature=sa.case(
+                (sa.and_(~CANCELLED, EXHAUSTED), LEASE_EXPIRED), else_=TASKS.c.blocker_signature
+            ),
+            available_at=now,
+            **RELEASED,
+        )
+        .returning(TASKS.c.id, TASKS.c.run_id, TASKS.c.attempt_count, TASKS.c.status)
+    )
+
+
+def _held(values: dict[str, Any], from_statuses: tuple[TaskStatus, ...]) -> sa.Update:
+    """An UPDATE of the task ``:task_id`` that applies only while its status is among
+    ``from_statuses`` and, unless ``:attempt`` is NULL, its claim is that attempt."""
+    attempt = sa.bindparam("attempt", type_=sa.Integer)
+    return (
+        sa.update(TASKS)
+        .where(
+            TASKS.c.id == sa.bindparam("task_id"),
+            # Separate parameters, not one "expanding" list, which SQLAlchemy would
+            # re-render into the SQL string on every execution.
+            TASKS.c.status.in_([sa.literal(s.value) for s in from_statuses]),
+            sa.or_(attempt.is_(None), TASKS.c.attempt_count == attempt),
+        )
+        .values(values)
+        .returning(*TASK_COLUMNS)
+    )
+
+
+@dataclass(frozen=True)
+class Statements:
+    claim_in_run: sa.Update
+    claim_any_run: sa.Update
+    rescue: sa.Update
+    #: End a claim (complete, block, abandon): ``:new_status``, ``:summary``, ``:blocker``.
+    close: sa.Update
+    close_unclaimed: sa.Update
+    #: A failed attempt: ``:new_status`` (pending or blocked), ``:blocker``, available
+    #: again after ``:retry``; a task cancelled meanwhile is abandoned instead.
+    retry: sa.Update
+    extend_lease: sa.Update
+    #: Hand a held task back: pending and available at once (abandoned if cancelled).
+    release: sa.Update
+    cancel_pending: sa.Update
+    request_cancel: sa.Update
+    #: An attempt's record, unless the caller already recorded that attempt.
+    record_attempt: sa.Insert
+
+
+@functools.cache
+def statements(backend: Backend) -> Statements:
+    new_status: sa.BindParameter[str] = sa.bindparam("new_status")
+    closing: dict[str, Any] = {
+        "status": new_status,
+        "implementation_summary": sa.bindparam("summary"),
+        "blocker_signature": sa.bindparam("blocker"),
+        **RELEASED,
+    }
+    retrying: dict[str, Any] = {
+        "status": sa.case((CANCELLED, TaskStatus.ABANDONED.value), else_=new_status),
+        "blocker_signature": sa.bindparam("blocker"),
+        "available_at": backend.deadline("retry"),
+        **RELEASED,
+    }
+    cancelling: dict[str, Any] = {"cancel_reason": sa.bindparam("reason")}
+    return Statements(
+        claim_in_run=_claim(backend, in_run=True),
+        claim_any_run=_claim(backend, in_run=False),
+        rescue=_rescue(backend),
+        close=_held(closing, HELD),
+        close_unclaimed=_held(closing, (TaskStatus.PENDING, *HELD)),
+        retry=_held(retrying, HELD),
+        extend_lease=_held({"lease_expires_at": backend.deadline("lease")}, HELD),
+        release=_held(
+            {
+                "status": sa.case(
+                    (CANCELLED, TaskStatus.ABANDONED.value), else_=TaskStatus.PENDING.value
+                ),
+                "available_at": backend.deadline("now"),
+                **RELEASED,
+            },
+            HELD,
+        ),
+        cancel_pending=_held(
+            {**cancelling, "status": TaskStatus.ABANDONED.value}, (TaskStatus.PENDING,)
+        ),
+        request_cancel=_held(cancelling, HELD),
+        record_attempt=backend.insert(ATTEMPTS).on_conflict_do_nothing(),
+    )
