@@ -10,7 +10,7 @@ from typing import NoReturn
 import sqlalchemy as sa
 
 from agentstore.backends import resolve_url
-from agentstore.cli import db, demo, executions, runs
+from agentstore.cli import db, demo, executions, runs, worker
 from agentstore.cli.output import JSON_HELP, URL_HELP, CommandError, error
 from agentstore.errors import AgentStoreError
 from agentstore.schema import revisions
@@ -37,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
     runs.add_parsers(commands)
     executions.add_parsers(commands)
     demo.add_parser(commands)
+    worker.add_parser(commands)
     return main
 
 

@@ -1,10 +1,12 @@
 """``agentstore demo``: the main job on the embedded default, end to end.
 
-It migrates the database, plans a run, and starts worker processes that claim, heartbeat
-and complete tasks with their fencing tokens, recording each task's work as an execution
-with tool calls (one of them pauses for a person). One worker dies holding a task on
-purpose; its lease runs out and another worker finishes that task. Then it prints the
-run's snapshot and the chart of the executions.
+It migrates the database, plans a run, and starts worker processes (agentstore's
+``Worker``) that claim tasks, keep their leases and complete them with their fencing
+tokens, recording each task's work as an execution with tool calls (one of them pauses
+for a person). One worker dies holding a task on purpose: once its lease runs out, a
+claim rescues the task and another worker finishes it. One task fails its first attempt
+and succeeds when retried after its backoff. Then it prints the run's snapshot and the
+chart of the executions.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from typing import Any
 
 from agentstore.cli.chart import bar_chart, progress
 from agentstore.cli.output import CommandError, subcommand
-from agentstore.errors import StaleClaimError
-from agentstore.orchestrator import TaskDraft
+from agentstore.orchestrator import Backoff, TaskDraft
 from agentstore.statuses import TaskStatus
 from agentstore.store import AgentStore
+from agentstore.worker import TaskContext, Worker
 
 SCOPE = "demo"
 LEASE = timedelta(seconds=2)
+FLAKY = 2  # the plan position of the task whose first attempt fails
+RETRY = Backoff(first=timedelta(seconds=1), cap=timedelta(seconds=5))
 
 
 def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
@@ -35,49 +39,48 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     demo.set_defaults(handler=run, needs_schema=False)
 
 
-def list_files(args: dict[str, str]) -> list[str]:
-    return ["a.py", "b.py"]
-
-
 def doomed_worker(url: str, run_id: str) -> None:
-    """Claim one task and die without a word, as a crashed worker does."""
+    """Claim one task and die without a word in the middle of it, as a crashed worker
+    does."""
     with AgentStore.open(url) as store:
-        store.tasks.claim_next("doomed-worker", run_id=uuid.UUID(run_id), lease=LEASE)
-    os._exit(1)
+        Worker(store, lambda context: os._exit(1), run_id=uuid.UUID(run_id), lease=LEASE).run()
 
 
 def worker(url: str, run_id: str, name: str) -> None:
-    """Work the plan until every task is finished, rescuing expired leases on the way.
-    Whoever takes the plan's second task pauses once for a person's approval."""
-    run = uuid.UUID(run_id)
+    """Work the plan until every task is finished, with agentstore's worker: a dead
+    worker's task is rescued by a claim once its lease runs out, and the flaky task is
+    retried after its backoff. Whoever takes the plan's second task pauses once for a
+    person's approval."""
     with AgentStore.open(url) as store:
-        while True:
-            claimed = store.tasks.claim_next(name, run_id=run, lease=LEASE)
-            if not claimed:
-                if not store.tasks.list(run, ["pending", "in_progress"], limit=1):
-                    return
-                store.tasks.requeue_expired()  # a dead worker's task comes back here
-                time.sleep(0.2)
-                continue
-            task = claimed[0]
+
+        def handler(context: TaskContext) -> str:
+            task = context.task
             with store.executions.recording(
                 SCOPE, f"# {task.title}\nimplement()", trigger=("demo", {"worker": name})
             ) as rec:
                 files = rec.tool(
                     "repo.files.list", {"task": task.title}, lambda a: ["a.py", "b.py"]
                 )
+                if task.position == FLAKY and task.attempt_count == 1:
+                    raise RuntimeError("the build server dropped the connection")
                 rec.tool("repo.files.write", {"files": files}, lambda a: len(a["files"]))
                 if task.position == 1:
                     question = rec.ask("approval", purpose=f"Ship {task.title}?")
                     if question is not None:  # the person says yes at once
                         store.executions.resolve_interaction(SCOPE, question.id, {"ok": True})
-                store.tasks.heartbeat(task.id, task.attempt_count, LEASE)
                 rec.log(f"{name} finished {task.title}")
                 rec.result({"task": str(task.id), "files": files})
-            try:
-                store.tasks.complete(task.id, f"done by {name}", attempt=task.attempt_count)
-            except StaleClaimError:
-                continue  # the lease ran out and someone else took over: their result stands
+            return f"done by {name}"
+
+        Worker(
+            store,
+            handler,
+            run_id=uuid.UUID(run_id),
+            lease=LEASE,
+            name=name,
+            backoff=RETRY,
+            poll_interval=timedelta(milliseconds=200),
+        ).run(until_idle=True)
 
 
 def run(store: AgentStore, args: argparse.Namespace) -> int:
@@ -118,7 +121,8 @@ def run(store: AgentStore, args: argparse.Namespace) -> int:
 def report(store: AgentStore, run_id: uuid.UUID, planned: int) -> None:
     snapshot = store.runs.snapshot(run_id)
     completed = snapshot.tasks[TaskStatus.COMPLETED]
-    rescued = [task for task in completed if task.attempt_count > 1]
+    rescued = [task for task in completed if task.attempt_count > 1 and task.position != FLAKY]
+    retried = [task for task in completed if task.position == FLAKY]
     print(f"\nrun {run_id} [{snapshot.run.status.value}]")
     print("tasks: " + "  ".join(f"{s.value} {len(t)}" for s, t in snapshot.tasks.items()))
     once = len(completed) == planned and len({t.id for t in completed}) == planned
@@ -127,6 +131,13 @@ def report(store: AgentStore, run_id: uuid.UUID, planned: int) -> None:
         print(
             f"rescued: {task.title}: its worker died holding it, the lease expired, and "
             f"attempt {task.attempt_count} was {task.implementation_summary}"
+        )
+    for task in retried:
+        failed = store.attempts.recent(run_id, limit=planned * 3)
+        first = next(a for a in failed if a.task_id == task.id and a.attempt_number == 1)
+        print(
+            f"retried: {task.title}: attempt 1 failed ({first.summary.strip().splitlines()[-1]}), "
+            f"and attempt {task.attempt_count} completed after its backoff"
         )
     print("latest events:")
     for event in snapshot.recent_events[-5:]:

@@ -1,0 +1,372 @@
+"""The worker: claims tasks, runs a handler on each, keeps their leases, and writes how
+each attempt ended.
+
+One runtime for both faces. Its loop is asyncio: with an ``AsyncAgentStore`` it awaits
+the store; with an ``AgentStore`` each store call runs in a small thread pool of its own
+(so that a busy handler never delays a heartbeat). Async handlers run as tasks, sync
+handlers in a thread pool of ``concurrency`` threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import signal
+import socket
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from agentstore import validation
+from agentstore.async_store import AsyncAgentStore
+from agentstore.errors import (
+    AgentStoreError,
+    StaleClaimError,
+    StoreUnavailableError,
+    ValidationError,
+)
+from agentstore.models import Task
+from agentstore.orchestrator import Backoff, TaskRecord
+from agentstore.statuses import TaskStatus
+from agentstore.store import AgentStore
+from agentstore.validation import Id
+from agentstore.worker.outcomes import Block, Retry, TaskContext
+
+log = logging.getLogger("agentstore.worker")
+
+Handler = Callable[[TaskContext], Any]
+#: Why a handler's work was stopped before it returned.
+LOST, CANCELLED, HANDED_BACK = "lost", "cancelled", "handed back"
+ERROR_LIMIT = 4000  # characters of a failure's traceback kept as the attempt's summary
+
+
+@dataclass
+class WorkerCounters:
+    """What a worker has done since it started."""
+
+    claimed: int = 0
+    completed: int = 0
+    failed: int = 0  # attempts that raised (or asked for a retry)
+    retried: int = 0  # of those, tasks that will be tried again
+    blocked: int = 0
+    lost_leases: int = 0
+    cancelled: int = 0
+    handed_back: int = 0
+
+    def snapshot(self) -> WorkerCounters:
+        return WorkerCounters(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+
+class Worker:
+    """Works tasks of one run (``run_id``) or of every run with ``handler``.
+
+    ``handler(context)`` gets a ``TaskContext`` (the task, and whether to stop). Returning
+    completes the task: a string is its summary, any other value (JSON) its attempt's
+    result. Raising ``Retry`` or any other exception fails the attempt (tried again after
+    ``backoff``, the task's own or the store's policy; blocked once ``max_attempts`` is
+    used); raising ``Block`` blocks the task. While it runs, its lease is extended about
+    every third of ``lease``; a lost lease or a cancellation stops the work.
+
+    ``run()`` (or ``await run_async()``) works until ``stop()``, SIGTERM or SIGINT: then
+    the worker stops claiming, lets running handlers finish within ``grace``, and hands
+    the rest back (pending again, journalled). With ``until_idle`` it also returns once
+    nothing is pending or held. It sleeps when there is nothing to claim: until the next
+    task is due, at most ``poll_interval``.
+    """
+
+    def __init__(
+        self,
+        store: AgentStore | AsyncAgentStore,
+        handler: Handler,
+        *,
+        run_id: Id | None = None,
+        concurrency: int = 1,
+        lease: timedelta = timedelta(minutes=5),
+        batch: int = 1,
+        name: str | None = None,
+        backoff: Backoff | None = None,
+        poll_interval: timedelta = timedelta(seconds=1),
+        grace: timedelta = timedelta(seconds=30),
+    ) -> None:
+        if not isinstance(store, (AgentStore, AsyncAgentStore)):
+            raise ValidationError(f"Worker takes an AgentStore or AsyncAgentStore, not {store!r}")
+        if not callable(handler):
+            raise ValidationError(f"the handler must be callable, got {handler!r}")
+        if backoff is not None and not isinstance(backoff, Backoff):
+            raise ValidationError(f"backoff must be a Backoff, got {backoff!r}")
+        self.store = store
+        self.handler = handler
+        self.run_id = validation.optional_identifier(run_id, "run_id")
+        self.concurrency = validation.positive_int(concurrency, "concurrency", maximum=10_000)
+        self.lease = validation.duration(lease, "lease")
+        self.batch = validation.positive_int(batch, "batch", maximum=1000)
+        if name is None:
+            name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.name = name
+        validation.text(self.name, Task.claimed_by)
+        self.backoff = backoff
+        self.poll_interval = validation.duration(poll_interval, "poll_interval").total_seconds()
+        self.grace = validation.delay(grace, "grace").total_seconds()
+        self._counters = WorkerCounters()
+        self._stopping: asyncio.Event | None = None
+        self._stop_requested = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handler_is_async = inspect.iscoroutinefunction(handler)
+        self._store_threads: ThreadPoolExecutor | None = None
+        self._handler_threads: ThreadPoolExecutor | None = None
+
+    @property
+    def counters(self) -> WorkerCounters:
+        return self._counters.snapshot()
+
+    def run(self, *, until_idle: bool = False) -> WorkerCounters:
+        """Work until stopped (see the class); the counters when it returns."""
+        return asyncio.run(self.run_async(until_idle=until_idle))
+
+    def stop(self) -> None:
+        """Stop claiming and shut down gracefully (from any thread or a signal; before
+        the worker starts, it then stops at once)."""
+        self._stop_requested = True
+        if self._loop is not None and self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+
+    async def run_async(self, *, until_idle: bool = False) -> WorkerCounters:
+        """As ``run``, on the running event loop."""
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        if self._stop_requested:
+            self._stopping.set()
+        store_threads = handler_threads = None
+        if isinstance(self.store, AgentStore):
+            store_threads = ThreadPoolExecutor(self.concurrency + 1, "agentstore-store")
+        if not self._handler_is_async:
+            handler_threads = ThreadPoolExecutor(self.concurrency, "agentstore-handler")
+        self._store_threads, self._handler_threads = store_threads, handler_threads
+        signals = self._catch_signals()
+        running: dict[asyncio.Task[None], _Work] = {}
+        log.info("worker %s started", self.name, extra={"worker": self.name})
+        try:
+            await self._claim_loop(running, until_idle)
+        finally:
+            await self._shut_down(running)
+            for signum in signals:
+                self._loop.remove_signal_handler(signum)
+            for pool in (store_threads, handler_threads):
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
+            log.info("worker %s stopped: %s", self.name, self._counters)
+        return self.counters
+
+    # -- the loop -----------------------------------------------------------------------
+
+    async def _claim_loop(self, running: dict[asyncio.Task[None], _Work], until_idle: bool) -> None:
+        assert self._stopping is not None
+        while not self._stopping.is_set():
+            free = self.concurrency - len(running)
+            if free <= 0:
+                await self._until(self._stopping.wait(), *running)
+                continue
+            try:
+                claimed: list[TaskRecord] = await self._call(
+                    "claim_next",
+                    self.name,
+                    run_id=self.run_id,
+                    lease=self.lease,
+                    limit=min(self.batch, free),
+                )
+            except StoreUnavailableError as exc:  # the database is away: try again later
+                log.warning("worker %s: claim failed: %s", self.name, exc)
+                await self._until(self._stopping.wait(), asyncio.sleep(self.poll_interval))
+                continue
+            self._counters.claimed += len(claimed)
+            for task in claimed:
+                work = _Work(task)
+                job = asyncio.create_task(self._work(work))
+                running[job] = work
+                job.add_done_callback(lambda done: running.pop(done, None))
+            if claimed:
+                continue
+            due: datetime | None = await self._call("next_due", run_id=self.run_id)
+            if until_idle and due is None and not running:
+                return
+            wait = self.poll_interval
+            if due is not None:
+                wait = min(wait, max(0.0, (due - datetime.now(UTC)).total_seconds()))
+            # Also wake when a running task ends: its slot may take a task due meanwhile.
+            await self._until(self._stopping.wait(), asyncio.sleep(max(wait, 0.005)), *running)
+
+    async def _work(self, work: _Work) -> None:
+        """One claimed task, from its handler's start to the write of how it ended."""
+        task = work.task
+        beat = asyncio.create_task(self._keep_lease(work))
+        handler = self._start_handler(work.context)
+        try:
+            await self._until(handler, work.stopped)
+        finally:
+            beat.cancel()
+        if not handler.done():  # stopped first: lost lease, cancellation or hand-back
+            work.context.cancel()
+            handler.cancel()
+            await self._settle_stopped(task, work.stopped.result())
+            return
+        try:
+            value = handler.result()
+        except Retry as retry:
+            await self._fail(task, retry.reason, retry.after)
+        except Block as block:
+            if await self._write("block", task, block.reason, block.signature):
+                self._counters.blocked += 1
+        except Exception as exc:  # a handler's failure is the attempt's
+            text = "".join(traceback.format_exception(exc))[-ERROR_LIMIT:]
+            log.warning("task %s attempt %s failed: %r", task.id, task.attempt_count, exc)
+            await self._fail(task, text, None)
+        else:
+            await self._complete(task, value)
+
+    async def _keep_lease(self, work: _Work) -> None:
+        """Extend the lease about every third of it; tell the work to stop when the lease
+        is lost or the task cancelled."""
+        task = work.task
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                current = await self._call("heartbeat", task.id, task.attempt_count, self.lease)
+            except StaleClaimError:
+                work.stop(LOST)
+                return
+            except AgentStoreError as exc:  # the database is away: try again next time
+                log.warning("heartbeat of task %s failed: %s", task.id, exc)
+                continue
+            if current.cancel_requested:
+                work.stop(CANCELLED)
+                return
+
+    async def _settle_stopped(self, task: TaskRecord, why: str) -> None:
+        if why == LOST:
+            self._counters.lost_leases += 1
+            log.warning("task %s: lease lost; its result is discarded", task.id)
+        elif why == CANCELLED:
+            if await self._write("abandon", task, "cancelled while running"):
+                self._counters.cancelled += 1
+        elif await self._write("release", task, "the worker shut down"):
+            self._counters.handed_back += 1
+
+    async def _fail(self, task: TaskRecord, error: str, after: timedelta | None) -> None:
+        if after is None and self.backoff is not None:
+            after = self.backoff.delay(task.attempt_count)
+        self._counters.failed += 1
+        ended = await self._write("fail", task, error, retry_in=after)
+        if ended is not None and ended.status is TaskStatus.PENDING:
+            self._counters.retried += 1
+        elif ended is not None and ended.status is TaskStatus.BLOCKED:
+            self._counters.blocked += 1
+
+    async def _complete(self, task: TaskRecord, value: Any) -> None:
+        summary = value if isinstance(value, str) and value.strip() else "completed"
+        result = None if isinstance(value, str) else value
+        try:
+            done = await self._write("complete", task, summary, result=result)
+        except ValidationError as exc:  # a result that is not JSON
+            await self._fail(task, f"the handler's result was refused: {exc}", None)
+            return
+        if done is not None:
+            self._counters.completed += 1
+
+    async def _write(
+        self, operation: str, task: TaskRecord, *args: Any, **kwargs: Any
+    ) -> TaskRecord | None:
+        """Write how the attempt at ``task`` ended (``store.tasks.<operation>``, fenced by
+        its attempt); None if the claim was lost meanwhile (another worker's result
+        stands) or the database is away (the lease will run out and the task be
+        rescued)."""
+        try:
+            ended: TaskRecord = await self._call(
+                operation, task.id, *args, attempt=task.attempt_count, **kwargs
+            )
+            return ended
+        except StaleClaimError:
+            self._counters.lost_leases += 1
+            log.warning("task %s: claim lost before %s; result discarded", task.id, operation)
+        except ValidationError:
+            raise
+        except AgentStoreError as exc:
+            log.error("task %s: could not %s: %s", task.id, operation, exc)
+        return None
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    async def _call(self, operation: str, *args: Any, **kwargs: Any) -> Any:
+        """``store.tasks.<operation>(...)`` on either face."""
+        method = getattr(self.store.tasks, operation)
+        if self._store_threads is None:
+            return await method(*args, **kwargs)
+        assert self._loop is not None
+        return await self._loop.run_in_executor(
+            self._store_threads, partial(method, *args, **kwargs)
+        )
+
+    def _start_handler(self, context: TaskContext) -> asyncio.Future[Any]:
+        if self._handler_is_async:
+            started = asyncio.ensure_future(self.handler(context))
+        else:
+            assert self._loop is not None
+            started = self._loop.run_in_executor(self._handler_threads, self.handler, context)
+        # A handler stopped early may still raise; its outcome is discarded, not logged.
+        started.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return started  # type: ignore[no-any-return]
+
+    async def _until(self, *waits: Awaitable[Any]) -> None:
+        """Wait until the first of ``waits`` is done (coroutines given are cancelled)."""
+        futures = [asyncio.ensure_future(w) for w in waits]
+        try:
+            await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future, given in zip(futures, waits, strict=True):
+                if future is not given:  # made here: ours to cancel
+                    future.cancel()
+
+    async def _shut_down(self, running: dict[asyncio.Task[None], _Work]) -> None:
+        """Let running handlers finish within the grace period, then hand back the rest."""
+        if not running:
+            return
+        jobs = list(running)
+        log.info("worker %s: waiting up to %ss for %s tasks", self.name, self.grace, len(jobs))
+        _, late = await asyncio.wait(jobs, timeout=self.grace)
+        for job in late:
+            work = running.get(job)
+            if work is not None:
+                work.stop(HANDED_BACK)
+        if late:
+            await asyncio.wait(late)
+
+    def _catch_signals(self) -> list[int]:
+        caught: list[int] = []
+        assert self._loop is not None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                self._loop.add_signal_handler(signum, self.stop)
+                caught.append(signum)
+        return caught
+
+
+class _Work:
+    """A claimed task in the worker: its context, and why its work was stopped."""
+
+    __slots__ = ("context", "stopped", "task")
+
+    def __init__(self, task: TaskRecord) -> None:
+        self.task = task
+        self.context = TaskContext(task)
+        self.stopped: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def stop(self, why: str) -> None:
+        if not self.stopped.done():
+            self.stopped.set_result(why)
