@@ -13,7 +13,7 @@ the event loop never blocks on the database.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -89,6 +89,15 @@ class AsyncAgentStore(AsyncFaces):
 
         require_configured(connection, AsyncConnection, self.backend)
         return AsyncUnit(connection, self.backend)
+
+    def watch_writes(self, callback: Callable[[str], object]) -> Callable[[], None]:
+        """Call ``callback(operation_name)`` after each write made through the store
+        itself commits (not through its units), in the thread or task that made it. A
+        worker watches its own store so that a plan made in its process wakes it at
+        once. Returns the function that stops the watching."""
+        watchers = self._calls.watchers
+        watchers.append(callback)
+        return lambda: watchers.remove(callback)
 
     async def close(self) -> None:
         """Close every pooled connection."""

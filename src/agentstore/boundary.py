@@ -158,6 +158,9 @@ class TransactionPerCall(Calls):
         self._writers: AbstractContextManager[object] = (
             threading.Lock() if backend.one_writer_at_a_time else nullcontext()
         )
+        #: Called with an operation's name after each write it committed (see
+        #: ``AgentStore.watch_writes``).
+        self.watchers: list[Callable[[str], object]] = []
 
     def read(
         self,
@@ -179,7 +182,10 @@ class TransactionPerCall(Calls):
     ) -> T:
         refuse_beside_own_unit(self.key, operation.__qualname__)
         with self._writers:
-            return self.run(False, repository, operation, args, kwargs)
+            result = self.run(False, repository, operation, args, kwargs)
+        for watcher in self.watchers:
+            watcher(operation.__name__)
+        return result
 
     def run(
         self,
@@ -312,6 +318,7 @@ class AsyncTransactionPerCall(AsyncCalls):
         self.backend = backend
         self.key = id(self)
         self._calls = TransactionPerCall(engine.sync_engine, backend)
+        self.watchers: list[Callable[[str], object]] = []
         self._writers: AbstractAsyncContextManager[object] = (
             asyncio.Lock() if backend.one_writer_at_a_time else nullcontext()
         )
@@ -336,7 +343,12 @@ class AsyncTransactionPerCall(AsyncCalls):
     ) -> T:
         refuse_beside_own_unit(self.key, operation.__qualname__)
         async with self._writers:
-            return await greenlet_spawn(self._calls.run, False, repository, operation, args, kwargs)
+            result: T = await greenlet_spawn(
+                self._calls.run, False, repository, operation, args, kwargs
+            )
+        for watcher in self.watchers:
+            watcher(operation.__name__)
+        return result
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[AsyncConnection]:

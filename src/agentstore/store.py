@@ -4,7 +4,7 @@ one; ``store.on(connection)`` puts them in a transaction the host owns."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 
@@ -83,6 +83,15 @@ class AgentStore(Faces):
         configured (``store.engine``, or one given to ``AgentStore(engine)``)."""
         require_configured(connection, Connection, self.backend)
         return Unit(connection, self.backend)
+
+    def watch_writes(self, callback: Callable[[str], object]) -> Callable[[], None]:
+        """Call ``callback(operation_name)`` after each write made through the store
+        itself commits (not through its units), in the thread or task that made it. A
+        worker watches its own store so that a plan made in its process wakes it at
+        once. Returns the function that stops the watching."""
+        watchers = self._calls.watchers
+        watchers.append(callback)
+        return lambda: watchers.remove(callback)
 
     def close(self) -> None:
         """Close every pooled connection."""

@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
@@ -19,6 +19,9 @@ from agentstore.errors import (
     UnsupportedDatabaseError,
     ValidationError,
 )
+
+if TYPE_CHECKING:
+    from agentstore.backends.listen import Listener
 
 # Execution option that marks a transaction as read-only (see SQLiteBackend).
 READ_ONLY = "agentstore_read_only"
@@ -127,6 +130,11 @@ class Backend(ABC):
     @abstractmethod
     def lease_parameter(self, lease: timedelta) -> Any:
         """The value to bind for ``deadline()``'s parameter."""
+
+    def listener(self, url: URL, channels: tuple[str, ...]) -> Listener | None:
+        """A connection of its own that LISTENs on ``channels`` (see ``backends.listen``),
+        or None where the database cannot notify (then callers poll)."""
+        return None
 
     @abstractmethod
     def claimable(self, candidates: sa.Select[Any], key: Any) -> Any:

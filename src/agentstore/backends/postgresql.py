@@ -7,11 +7,11 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 
 from agentstore.backends.base import Backend, first_line
 from agentstore.errors import (
@@ -23,6 +23,9 @@ from agentstore.errors import (
     ValidationError,
 )
 from agentstore.types import UTCDateTime
+
+if TYPE_CHECKING:
+    from agentstore.backends.listen import Listener
 
 #: A pooled connection idle for longer than this is pinged before use.
 PING_AFTER_IDLE_SECONDS = 5.0
@@ -110,6 +113,14 @@ class PostgresBackend(Backend):
         # READ COMMITTED takes a new snapshot per statement; a multi-statement read (a run
         # snapshot, a page and its meta) needs one snapshot for the whole transaction.
         return {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+
+    def listener(self, url: URL, channels: tuple[str, ...]) -> Listener:
+        from agentstore.backends.listen import Listener  # psycopg: only where it is used
+
+        # The connection arguments SQLAlchemy's psycopg dialect would use for this URL.
+        sync_url = self.sync_url(url)
+        _, connect_args = sync_url.get_dialect()().create_connect_args(sync_url)
+        return Listener(connect_args, channels)
 
     def transaction_aborted(self, connection: Connection) -> bool:
         # psycopg (sync, or under SQLAlchemy's async adapter) knows without a round trip.

@@ -8,7 +8,9 @@ import time
 import uuid
 from typing import Any
 
+from agentstore.backends.listen import EVENTS_CHANNEL
 from agentstore.cli.output import emit_json, plain, subcommand, table
+from agentstore.errors import StoreUnavailableError
 from agentstore.orchestrator import EventRecord
 from agentstore.statuses import TaskStatus
 from agentstore.store import AgentStore
@@ -127,12 +129,23 @@ def tail_events(store: AgentStore, args: argparse.Namespace) -> int:
     if not args.follow:
         return 0
     last = events[-1].id if events else 0
+    # On PostgreSQL the journal NOTIFYs: wake at once; the interval is then a fallback.
+    listener = store.backend.listener(store.engine.url, (EVENTS_CHANNEL,))
     try:
         while True:
-            time.sleep(args.interval)
+            if listener is None:
+                time.sleep(args.interval)
+            else:
+                try:
+                    listener.wait(args.interval)
+                except StoreUnavailableError:  # lost: poll, and listen again next time
+                    time.sleep(args.interval)
             new = store.events.tail(args.run_id, after_id=last)
             print_events(new, args.json)
             if new:
                 last = new[-1].id
     except KeyboardInterrupt:
         return 0
+    finally:
+        if listener is not None:
+            listener.close()

@@ -27,6 +27,7 @@ from typing import Any
 
 from agentstore import validation
 from agentstore.async_store import AsyncAgentStore
+from agentstore.backends.listen import TASKS_CHANNEL
 from agentstore.errors import (
     AgentStoreError,
     StaleClaimError,
@@ -46,6 +47,12 @@ Handler = Callable[[TaskContext], Any]
 #: Why a handler's work was stopped before it returned.
 LOST, CANCELLED, HANDED_BACK = "lost", "cancelled", "handed back"
 ERROR_LIMIT = 4000  # characters of a failure's traceback kept as the attempt's summary
+FIRST_POLL = 0.01  # seconds: the first idle poll after work; it doubles to poll_interval
+LISTEN_TIMEOUT = 60.0  # seconds a listener waits before it waits again
+#: The writes after which a task may be claimable (or due sooner) than before.
+WAKING_WRITES = frozenset(
+    {"replace_pending", "requeue_in_progress", "requeue_expired", "release", "fail", "resume"}
+)
 
 
 @dataclass
@@ -78,8 +85,14 @@ class Worker:
     ``run()`` (or ``await run_async()``) works until ``stop()``, SIGTERM or SIGINT: then
     the worker stops claiming, lets running handlers finish within ``grace``, and hands
     the rest back (pending again, journalled). With ``until_idle`` it also returns once
-    nothing is pending or held. It sleeps when there is nothing to claim: until the next
-    task is due, at most ``poll_interval``.
+    nothing is pending or held.
+
+    With nothing to claim it sleeps until the next task is due, polling at most every
+    ``poll_interval`` (sooner just after work: the poll then backs off from 10 ms). It wakes
+    at once when a plan, a retry, a requeue or a hand-back is committed: through its own
+    store in this process, or, on PostgreSQL with ``listen``, anywhere (NOTIFY, on a
+    connection of its own; set ``listen=False`` behind PgBouncer in transaction mode).
+    A cancellation NOTIFY makes it heartbeat the task at once.
     """
 
     def __init__(
@@ -95,6 +108,7 @@ class Worker:
         backoff: Backoff | None = None,
         poll_interval: timedelta = timedelta(seconds=1),
         grace: timedelta = timedelta(seconds=30),
+        listen: bool = True,
     ) -> None:
         if not isinstance(store, (AgentStore, AsyncAgentStore)):
             raise ValidationError(f"Worker takes an AgentStore or AsyncAgentStore, not {store!r}")
@@ -115,9 +129,12 @@ class Worker:
         self.backoff = backoff
         self.poll_interval = validation.duration(poll_interval, "poll_interval").total_seconds()
         self.grace = validation.delay(grace, "grace").total_seconds()
+        self.listen = validation.flag(listen, "listen")
         self._counters = WorkerCounters()
         self._stopping: asyncio.Event | None = None
         self._stop_requested = False
+        self._wake: asyncio.Event | None = None
+        self._running: dict[asyncio.Task[None], _Work] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handler_is_async = inspect.iscoroutinefunction(handler)
         self._store_threads: ThreadPoolExecutor | None = None
@@ -151,11 +168,18 @@ class Worker:
             handler_threads = ThreadPoolExecutor(self.concurrency, "agentstore-handler")
         self._store_threads, self._handler_threads = store_threads, handler_threads
         signals = self._catch_signals()
-        running: dict[asyncio.Task[None], _Work] = {}
+        self._wake = asyncio.Event()
+        running = self._running = {}
+        unwatch = self.store.watch_writes(self._on_write)
+        listening = asyncio.create_task(self._listen()) if self.listen else None
         log.info("worker %s started", self.name, extra={"worker": self.name})
         try:
             await self._claim_loop(running, until_idle)
         finally:
+            unwatch()
+            if listening is not None:
+                listening.cancel()
+                await asyncio.gather(listening, return_exceptions=True)
             await self._shut_down(running)
             for signum in signals:
                 self._loop.remove_signal_handler(signum)
@@ -168,8 +192,10 @@ class Worker:
     # -- the loop -----------------------------------------------------------------------
 
     async def _claim_loop(self, running: dict[asyncio.Task[None], _Work], until_idle: bool) -> None:
-        assert self._stopping is not None
+        assert self._stopping is not None and self._wake is not None
+        poll = self.poll_interval  # quick polls only after work, when more may follow
         while not self._stopping.is_set():
+            self._wake.clear()  # a wake-up from now on is for this round's outcome
             free = self.concurrency - len(running)
             if free <= 0:
                 await self._until(self._stopping.wait(), *running)
@@ -193,15 +219,22 @@ class Worker:
                 running[job] = work
                 job.add_done_callback(lambda done: running.pop(done, None))
             if claimed:
+                poll = FIRST_POLL
                 continue
             due: datetime | None = await self._call("next_due", run_id=self.run_id)
             if until_idle and due is None and not running:
                 return
-            wait = self.poll_interval
+            wait = poll
             if due is not None:
                 wait = min(wait, max(0.0, (due - datetime.now(UTC)).total_seconds()))
+            poll = min(poll * 2, self.poll_interval)
             # Also wake when a running task ends: its slot may take a task due meanwhile.
-            await self._until(self._stopping.wait(), asyncio.sleep(max(wait, 0.005)), *running)
+            await self._until(
+                self._stopping.wait(),
+                self._wake.wait(),
+                asyncio.sleep(max(wait, FIRST_POLL)),
+                *running,
+            )
 
     async def _work(self, work: _Work) -> None:
         """One claimed task, from its handler's start to the write of how it ended."""
@@ -236,7 +269,8 @@ class Worker:
         is lost or the task cancelled."""
         task = work.task
         while True:
-            await asyncio.sleep(self.lease.total_seconds() / 3)
+            await self._until(asyncio.sleep(self.lease.total_seconds() / 3), work.beat_now.wait())
+            work.beat_now.clear()
             try:
                 current = await self._call("heartbeat", task.id, task.attempt_count, self.lease)
             except StaleClaimError:
@@ -301,6 +335,42 @@ class Worker:
             log.error("task %s: could not %s: %s", task.id, operation, exc)
         return None
 
+    # -- wake-ups -----------------------------------------------------------------------
+
+    def _on_write(self, operation: str) -> None:
+        """A write through this worker's store committed (in any thread)."""
+        if operation in WAKING_WRITES and self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def _listen(self) -> None:
+        """On PostgreSQL: wake on NOTIFY from any process; nothing elsewhere."""
+        backend = self.store.backend
+        listener = backend.listener(self.store.engine.url, (TASKS_CHANNEL,))
+        if listener is None:
+            return
+        try:
+            while True:
+                try:
+                    notifications = await listener.wait_async(LISTEN_TIMEOUT)
+                except StoreUnavailableError as exc:  # polling goes on meanwhile
+                    log.warning("worker %s: listening failed: %s", self.name, exc)
+                    await asyncio.sleep(self.poll_interval)
+                    continue
+                for _, payload in notifications:
+                    self._on_notification(payload)
+        finally:
+            await listener.aclose()
+
+    def _on_notification(self, payload: str) -> None:
+        assert self._wake is not None
+        kind, _, subject = payload.partition(" ")
+        if kind == "cancel":
+            for work in self._running.values():
+                if str(work.task.id) == subject:
+                    work.beat_now.set()
+        elif self.run_id is None or kind == str(self.run_id):
+            self._wake.set()
+
     # -- plumbing -----------------------------------------------------------------------
 
     async def _call(self, operation: str, *args: Any, **kwargs: Any) -> Any:
@@ -360,12 +430,13 @@ class Worker:
 class _Work:
     """A claimed task in the worker: its context, and why its work was stopped."""
 
-    __slots__ = ("context", "stopped", "task")
+    __slots__ = ("beat_now", "context", "stopped", "task")
 
     def __init__(self, task: TaskRecord) -> None:
         self.task = task
         self.context = TaskContext(task)
         self.stopped: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.beat_now = asyncio.Event()  # heartbeat at once (a cancellation was notified)
 
     def stop(self, why: str) -> None:
         if not self.stopped.done():
