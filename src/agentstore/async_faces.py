@@ -416,10 +416,14 @@ class AsyncEvents:
     async def tail(
         self, run_id: Id, after_id: int = 0, limit: int = 100
     ) -> builtins.list[EventRecord]:
-        """Events of the run with ids above ``after_id``, oldest first: pass the last id
-        seen to follow a run. A run's events become visible in the order of their ids
-        (its journal writers take turns; see ``Backend.take_journal_turn``), so a follower
-        never passes over one."""
+        """The run's events after the event ``after_id`` (0: from the start), in the
+        order they were committed: pass the id of the last event seen to follow a run;
+        a follower never passes over an event, however late its transaction commits.
+
+        Events of one transaction come in id order; events of concurrent transactions
+        in the order of their transactions, so ids may step back between them. Events
+        of a transaction still running are held back (with the ones after them) until
+        it ends, however long; writers never wait for followers or for each other."""
         return await self._calls.read(
             EventRepository, EventRepository.tail, run_id, after_id, limit
         )

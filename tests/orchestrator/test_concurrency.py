@@ -4,6 +4,8 @@ PostgreSQL database. Throughput is printed, never asserted."""
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import time
 import uuid
 from collections import Counter
@@ -14,7 +16,7 @@ import pytest
 from agentstore import AgentStore, RunRecord, TaskStatus
 from agentstore.errors import StaleClaimError
 from tests.orchestrator.conftest import drafts
-from tests.support.journal_writers import write, write_and_hold
+from tests.support.journal_writers import write, write_and_freeze, write_and_hold
 from tests.support.task_workers import (
     claim_and_hang,
     create_work_log,
@@ -157,7 +159,9 @@ def test_a_follower_never_passes_over_an_event_committed_late(
     second = SPAWN.Process(target=write, args=(db_url, str(run.id), writing))
     second.start()
     assert writing.wait(120)
-    time.sleep(1)  # the second writer's insert, had it not waited, has committed by now
+    # By now the second event has committed on PostgreSQL (its writer does not wait for
+    # the first); on SQLite its writer waits for the database's one write lock.
+    time.sleep(1)
 
     follower = store.events.tail(run.id)  # what a follower polling now would see
     last_seen = follower[-1].id
@@ -168,3 +172,42 @@ def test_a_follower_never_passes_over_an_event_committed_late(
     follower += store.events.tail(run.id, after_id=last_seen)
 
     assert [event.kind for event in follower] == ["run_created", "first", "second"]
+
+
+def follow(store: AgentStore, run: RunRecord) -> list[int]:
+    """Every event id a follower sees, reading the run's journal page by page."""
+    seen: list[int] = []
+    while page := store.events.tail(run.id, after_id=seen[-1] if seen else 0, limit=50):
+        seen += [event.id for event in page]
+    return seen
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+def test_a_frozen_writer_does_not_stop_its_runs_other_workers(
+    store: AgentStore, run: RunRecord, db_url: str
+) -> None:
+    """A process stopped (SIGSTOP) inside a transaction that journalled to the run: the
+    run's workers go on completing and journalling; a follower holds back what came
+    after the frozen transaction, then sees every event once it ends. (PostgreSQL: on
+    SQLite any open write transaction holds the database's one write lock.)"""
+    store.tasks.replace_pending(run.id, drafts(200))
+    written = SPAWN.Event()
+    frozen = SPAWN.Process(target=write_and_freeze, args=(db_url, str(run.id), written))
+    frozen.start()
+    assert written.wait(120)
+    create_work_log(store)
+    workers, start = start_workers(db_url, run, 4, 1)
+    start.set()  # type: ignore[attr-defined]
+    join(workers)  # while the writer is frozen
+    assert len(store.tasks.list(run.id, ["completed"])) == 200
+    completed_events = [e for e in store.events.list(run.id, 1000) if e.kind == "task_completed"]
+    assert len(completed_events) == 200
+    held_back = follow(store, run)
+    assert len(held_back) < 202  # not past the frozen transaction
+
+    os.kill(frozen.pid, signal.SIGCONT)  # type: ignore[arg-type]
+    frozen.join(timeout=120)
+    assert frozen.exitcode == 0
+    every = [event.id for event in store.events.list(run.id, 1000)]
+    seen = follow(store, run)
+    assert sorted(seen) == sorted(every) and len(seen) == len(set(seen)) == 202

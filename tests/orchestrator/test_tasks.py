@@ -219,9 +219,10 @@ def test_requeue_in_progress_returns_held_tasks_to_pending_with_an_event(
 
 def test_requeue_expired_rescues_only_expired_leases(store: AgentStore, run: RunRecord) -> None:
     store.tasks.replace_pending(run.id, drafts(2))
-    short = store.tasks.claim_next("w", run_id=run.id, lease=timedelta(milliseconds=10))[0]
+    # Long enough that the second claim cannot find it expired (a claim rescues too).
+    short = store.tasks.claim_next("w", run_id=run.id, lease=timedelta(milliseconds=500))[0]
     long = store.tasks.claim_next("w", run_id=run.id, lease=timedelta(hours=1))[0]
-    time.sleep(0.05)
+    time.sleep(0.6)
     assert store.tasks.requeue_expired() == 1
     assert store.tasks.get(short.id).status == TaskStatus.PENDING
     assert store.tasks.get(long.id).status == TaskStatus.IN_PROGRESS

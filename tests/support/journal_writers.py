@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import uuid
 from typing import Any
 
@@ -14,6 +16,15 @@ def write_and_hold(url: str, run_id: str, written: Any, release: Any) -> None:
         tx.events.add(uuid.UUID(run_id), "worker", "first", "written first, committed last")
         written.set()
         release.wait(120)
+
+
+def write_and_freeze(url: str, run_id: str, written: Any) -> None:
+    """Append an event, then stop dead inside the transaction (SIGSTOP), as a process
+    the machine stopped scheduling does; it commits once continued (SIGCONT)."""
+    with AgentStore.open(url) as store, store.transaction() as tx:
+        tx.events.add(uuid.UUID(run_id), "worker", "frozen", "written, then frozen")
+        written.set()
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def write(url: str, run_id: str, writing: Any) -> None:

@@ -3,9 +3,7 @@ PostgreSQL, the connection settings every engine gets, and what a driver error m
 
 from __future__ import annotations
 
-import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -143,11 +141,18 @@ class Backend(ABC):
         concurrent claimers never get the same row."""
 
     @abstractmethod
-    def take_journal_turn(self, connection: Connection, run_ids: Iterable[uuid.UUID]) -> None:
-        """Wait until the other writers to these runs' journals have committed, and make
-        later ones wait for this transaction, so that a run's events become visible in
-        the order of their ids: a follower reading the events above the last id it saw
-        then never passes over one. Called just before the events are inserted."""
+    def transaction_id(self) -> sa.ColumnElement[int]:
+        """The writing transaction's id, stored with each event: a follower reads a run's
+        journal in (transaction id, event id) order, never past a transaction that may
+        still commit (see ``settled_below``), so it never passes over an event, and no
+        writer waits for another (an event's id is drawn when it is written but seen
+        only when its transaction commits: by id alone, a late commit would be passed
+        over)."""
+
+    @abstractmethod
+    def settled_below(self) -> sa.ColumnElement[int]:
+        """A transaction id below which every transaction has ended: events stored with
+        a lower one are all visible and no more will come."""
 
     @abstractmethod
     def insert(self, table: Any) -> Any:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -29,15 +28,6 @@ if TYPE_CHECKING:
 
 #: A pooled connection idle for longer than this is pinged before use.
 PING_AFTER_IDLE_SECONDS = 5.0
-
-# A transaction-scoped advisory lock on one run's journal. The two-key form's keys never
-# collide with the one-key migration lock; the first key says "journal" ("jrnl").
-_JOURNAL_LOCK = sa.select(
-    sa.func.pg_advisory_xact_lock(
-        sa.literal(0x6A72_6E6C, sa.Integer),
-        sa.func.hashtext(sa.cast(sa.bindparam("run_id", type_=sa.Uuid()), sa.Text)),
-    )
-)
 
 # SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html) that say
 # the input was wrong, or the row is missing or taken.
@@ -148,13 +138,14 @@ class PostgresBackend(Backend):
         )
         return key.in_(sa.select(chosen.c[0]))
 
-    def take_journal_turn(self, connection: Connection, run_ids: Iterable[uuid.UUID]) -> None:
-        # An event's id is drawn from a sequence when it is written but seen only when
-        # its transaction commits, so two writers to one run could commit out of id
-        # order. A lock per run, held until commit, makes them take turns; runs are
-        # locked in one order, so that writers to several runs cannot deadlock.
-        for run_id in sorted(set(run_ids)):
-            connection.execute(_JOURNAL_LOCK, {"run_id": run_id})
+    def transaction_id(self) -> sa.ColumnElement[int]:
+        # xid8: 64 bits, never wraps around; as text, then bigint (no direct cast).
+        return sa.cast(sa.cast(sa.func.pg_current_xact_id(), sa.Text), sa.BigInteger)
+
+    def settled_below(self) -> sa.ColumnElement[int]:
+        # The oldest transaction still running when this one's snapshot was taken.
+        xmin = sa.func.pg_snapshot_xmin(sa.func.pg_current_snapshot())
+        return sa.cast(sa.cast(xmin, sa.Text), sa.BigInteger)
 
     def insert(self, table: Any) -> Any:
         return postgresql.insert(table)

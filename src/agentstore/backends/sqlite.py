@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -121,9 +120,13 @@ class SQLiteBackend(Backend):
         # UPDATE … WHERE key IN (SELECT … LIMIT n) before any other claimer reads.
         return key.in_(candidates)
 
-    def take_journal_turn(self, connection: Connection, run_ids: Iterable[uuid.UUID]) -> None:
-        # One writer at a time (BEGIN IMMEDIATE): ids are drawn and committed in order.
-        return None
+    def transaction_id(self) -> sa.ColumnElement[int]:
+        # One writer at a time (BEGIN IMMEDIATE): events commit in the order of their
+        # ids, so every event is of "transaction 0" and the id alone orders them.
+        return sa.literal(0, sa.BigInteger)
+
+    def settled_below(self) -> sa.ColumnElement[int]:
+        return sa.literal(1, sa.BigInteger)
 
     def insert(self, table: Any) -> Any:
         return sqlite.insert(table)

@@ -10,7 +10,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agentstore.models.base import (
@@ -173,12 +182,15 @@ class TaskAttempt(Base):
 
 
 class Event(Base):
-    """The run journal. Ids only grow, so a follower tails a run with ``id > last_seen``."""
+    """The run journal. A follower reads a run's events in (transaction id, id) order,
+    below the oldest transaction still running (see ``Backend.transaction_id``)."""
 
     __tablename__ = "events"
     __table_args__ = (
-        # A run's latest events (ORDER BY id DESC LIMIT n) and tailing (id > after).
+        # A run's latest events (ORDER BY id DESC LIMIT n).
         Index("ix_events_run_id_id", "run_id", "id"),
+        # Following a run: (transaction_id, id) after the last event seen.
+        Index("ix_events_run_id_transaction_id_id", "run_id", "transaction_id", "id"),
         {"sqlite_autoincrement": True},  # never reuse the id of a deleted newest event
     )
 
@@ -189,6 +201,8 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text)
     payload: Mapped[Any]
+    # The writing transaction's id on PostgreSQL; 0 on SQLite (one writer at a time).
+    transaction_id: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
 
 class Artifact(Base):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -15,8 +16,14 @@ from agentstore.errors import NotFoundError
 from agentstore.models import Event, Run, core_table
 from agentstore.models.base import utcnow
 
-# Built once: the journal is appended to on every step of a run.
-INSERT_EVENTS = sa.insert(core_table(Event))
+EVENTS = core_table(Event)
+
+
+@functools.cache
+def insert_events_statement(backend: Backend) -> sa.Insert:
+    """The journal's INSERT, built once per database: it is run on every step of a run.
+    Each event stores its transaction's id (see ``Backend.transaction_id``)."""
+    return sa.insert(EVENTS).values(transaction_id=backend.transaction_id())
 
 
 def require_run(connection: Connection, run_id: uuid.UUID, *, lock: bool = False) -> None:
@@ -24,7 +31,10 @@ def require_run(connection: Connection, run_id: uuid.UUID, *, lock: bool = False
     transaction ends, so concurrent writers to one run's plan take turns."""
     query = sa.select(Run.id).where(Run.id == run_id)
     if lock:
-        query = query.with_for_update()
+        # FOR NO KEY UPDATE: it excludes another replace of the plan, but not the
+        # foreign-key checks of rows written under the run (a completion's attempt and
+        # event take KEY SHARE on it while holding their task: FOR UPDATE deadlocked).
+        query = query.with_for_update(key_share=True)
     if connection.execute(query).first() is None:
         raise NotFoundError(f"run {run_id} not found")
 
@@ -37,8 +47,7 @@ def insert_events(
     now = utcnow()
     rows = [{"payload": {}, **event, "ts": now} for event in events]
     if rows:
-        backend.take_journal_turn(connection, (row["run_id"] for row in rows))
-        connection.execute(INSERT_EVENTS, rows)
+        connection.execute(insert_events_statement(backend), rows)
 
 
 def latest_oldest_first(

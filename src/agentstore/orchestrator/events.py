@@ -13,14 +13,17 @@ import sqlalchemy as sa
 
 from agentstore import validation
 from agentstore.errors import ValidationError
-from agentstore.models import Event
+from agentstore.models import Event, core_table
 from agentstore.operations import Repository, reads, writes
-from agentstore.orchestrator.common import INSERT_EVENTS, insert_events, latest_oldest_first
+from agentstore.orchestrator.common import (
+    insert_events,
+    insert_events_statement,
+    latest_oldest_first,
+)
 from agentstore.records import from_row
 from agentstore.validation import Id
 
 EVENT_COLUMNS = tuple(Event.__table__.c)
-ADD_ONE = INSERT_EVENTS.returning(*EVENT_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +75,8 @@ class EventRepository(Repository):
     ) -> EventRecord:
         """Append one event. Raises ``NotFoundError`` (no such run), ``ValidationError``."""
         values = _checked(NewEvent(run_id, source, kind, message, payload))
-        self._backend.take_journal_turn(self._connection, [values["run_id"]])
-        return EventRecord.from_row(self._connection.execute(ADD_ONE, values).one())
+        statement = insert_events_statement(self._backend).returning(*EVENT_COLUMNS)
+        return EventRecord.from_row(self._connection.execute(statement, values).one())
 
     @writes
     def add_many(self, events: Iterable[NewEvent]) -> int:
@@ -95,16 +98,28 @@ class EventRepository(Repository):
 
     @reads
     def tail(self, run_id: Id, after_id: int = 0, limit: int = 100) -> builtins.list[EventRecord]:
-        """Events of the run with ids above ``after_id``, oldest first: pass the last id
-        seen to follow a run. A run's events become visible in the order of their ids
-        (its journal writers take turns; see ``Backend.take_journal_turn``), so a follower
-        never passes over one."""
+        """The run's events after the event ``after_id`` (0: from the start), in the
+        order they were committed: pass the id of the last event seen to follow a run;
+        a follower never passes over an event, however late its transaction commits.
+
+        Events of one transaction come in id order; events of concurrent transactions
+        in the order of their transactions, so ids may step back between them. Events
+        of a transaction still running are held back (with the ones after them) until
+        it ends, however long; writers never wait for followers or for each other."""
         validation.positive_int(limit, "limit", maximum=10_000)
         validation.positive_int(after_id, "after_id", minimum=0, maximum=2**63 - 1)
+        events = core_table(Event)
+        order = (events.c.transaction_id, events.c.id)
+        after_transaction = sa.select(events.c.transaction_id).where(events.c.id == after_id)
+        after = (sa.func.coalesce(after_transaction.scalar_subquery(), 0), after_id)
         query = (
             sa.select(*EVENT_COLUMNS)
-            .where(Event.run_id == validation.identifier(run_id, "run_id"), Event.id > after_id)
-            .order_by(Event.id)
+            .where(
+                events.c.run_id == validation.identifier(run_id, "run_id"),
+                events.c.transaction_id < self._backend.settled_below(),
+                sa.tuple_(*order) > sa.tuple_(*after),
+            )
+            .order_by(*order)
             .limit(limit)
         )
         return [EventRecord.from_row(row) for row in self._connection.execute(query)]
