@@ -15,7 +15,9 @@ from agentstore.statuses import AttemptStatus
 from tests.orchestrator.test_tasks import refused
 
 HOUR = timedelta(hours=1)
-SHORT = timedelta(milliseconds=300)
+SHORT = timedelta(milliseconds=300)  # a lease that runs out while the test waits
+# Long enough that "not claimable yet" holds on a loaded machine (a claim runs at once).
+SOON = timedelta(seconds=1.5)
 
 
 def kinds(store: AgentStore, run: RunRecord) -> list[str]:
@@ -68,7 +70,7 @@ def test_an_attempt_recorded_by_the_caller_is_kept(store: AgentStore, run: RunRe
 def test_a_failure_comes_back_after_the_backoff(store: AgentStore, run: RunRecord) -> None:
     """Failing twice then succeeding: two failed attempts, each retry available no sooner
     than the policy's delay after its failure, one completion."""
-    backoff = Backoff(first=SHORT, cap=timedelta(seconds=2))
+    backoff = Backoff(first=SOON, cap=SOON)
     task = plan_one(store, run, backoff=backoff)
     for attempt in (1, 2):
         [held] = claim(store, run)
@@ -129,7 +131,7 @@ def test_a_scheduled_task_is_not_claimed_before_its_time(store: AgentStore, run:
     later = plan_one(store, run, delay=HOUR)
     assert claim(store, run) == [] and store.tasks.claim_next("w") == []
     assert later.available_at - later.created_at >= HOUR - timedelta(seconds=1)  # type: ignore[attr-defined]
-    soon = datetime.now(UTC) + SHORT
+    soon = datetime.now(UTC) + SOON
     store.tasks.replace_pending(run.id, [TaskDraft("soon", "o", available_at=soon)])
     assert claim(store, run) == []
     wait_until(soon)

@@ -4,6 +4,7 @@ cancellation, paused runs, lost leases and graceful shutdown."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -251,6 +252,7 @@ def test_stopping_hands_back_what_does_not_finish_within_grace(
     options = {"concurrency": 2, "grace": timedelta(milliseconds=200)}
     with workers.background(handler, run_id=run.id, **options) as stop:
         assert started.wait(30)
+        wait_for(lambda: len(sync_store.tasks.list(run.id, ["in_progress"])) == 2)
         counters = stop()
     assert counters.handed_back == 2 and counters.claimed == 2
     assert statuses(sync_store, run) == [TaskStatus.PENDING] * 3
@@ -292,3 +294,26 @@ def test_bad_worker_settings_are_refused(sync_store: AgentStore) -> None:
         Worker(sync_store, "not callable")  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
         Worker("not a store", lambda context: None)  # type: ignore[arg-type]
+
+
+def test_log_records_name_the_worker_task_and_attempt(
+    workers: WorkerOnFace,
+    sync_store: AgentStore,
+    run: RunRecord,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    [task] = plan(sync_store, run, max_attempts=1)
+
+    def handler(context: TaskContext) -> None:
+        raise ValueError("logged")
+
+    with caplog.at_level(logging.INFO, logger="agentstore.worker"):
+        workers.run(handler, run_id=run.id, name="logging-worker")
+    [failure] = [r for r in caplog.records if r.getMessage().startswith("task ")]
+    assert (failure.worker, failure.task_id, failure.attempt) == (  # type: ignore[attr-defined]
+        "logging-worker",
+        str(task.id),
+        1,
+    )
+    [stopped] = [r for r in caplog.records if " stopped: " in r.getMessage()]
+    assert stopped.blocked == 1  # type: ignore[attr-defined]

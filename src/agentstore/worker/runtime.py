@@ -186,7 +186,12 @@ class Worker:
             for pool in (store_threads, handler_threads):
                 if pool is not None:
                     pool.shutdown(wait=False, cancel_futures=True)
-            log.info("worker %s stopped: %s", self.name, self._counters)
+            log.info(
+                "worker %s stopped: %s",
+                self.name,
+                self._counters,
+                extra={"worker": self.name, **vars(self._counters)},
+            )
         return self.counters
 
     # -- the loop -----------------------------------------------------------------------
@@ -208,20 +213,17 @@ class Worker:
                     lease=self.lease,
                     limit=min(self.batch, free),
                 )
+                self._start(claimed, running)
+                due: datetime | None = None
+                if not claimed:
+                    due = await self._call("next_due", run_id=self.run_id)
             except StoreUnavailableError as exc:  # the database is away: try again later
                 log.warning("worker %s: claim failed: %s", self.name, exc)
                 await self._until(self._stopping.wait(), asyncio.sleep(self.poll_interval))
                 continue
-            self._counters.claimed += len(claimed)
-            for task in claimed:
-                work = _Work(task)
-                job = asyncio.create_task(self._work(work))
-                running[job] = work
-                job.add_done_callback(lambda done: running.pop(done, None))
             if claimed:
                 poll = FIRST_POLL
                 continue
-            due: datetime | None = await self._call("next_due", run_id=self.run_id)
             if until_idle and due is None and not running:
                 return
             wait = poll
@@ -235,6 +237,14 @@ class Worker:
                 asyncio.sleep(max(wait, FIRST_POLL)),
                 *running,
             )
+
+    def _start(self, claimed: list[TaskRecord], running: dict[asyncio.Task[None], _Work]) -> None:
+        self._counters.claimed += len(claimed)
+        for task in claimed:
+            work = _Work(task)
+            job = asyncio.create_task(self._work(work))
+            running[job] = work
+            job.add_done_callback(lambda done: running.pop(done, None))
 
     async def _work(self, work: _Work) -> None:
         """One claimed task, from its handler's start to the write of how it ended."""
@@ -259,7 +269,13 @@ class Worker:
                 self._counters.blocked += 1
         except Exception as exc:  # a handler's failure is the attempt's
             text = "".join(traceback.format_exception(exc))[-ERROR_LIMIT:]
-            log.warning("task %s attempt %s failed: %r", task.id, task.attempt_count, exc)
+            log.warning(
+                "task %s attempt %s failed: %r",
+                task.id,
+                task.attempt_count,
+                exc,
+                extra=self._about(task),
+            )
             await self._fail(task, text, None)
         else:
             await self._complete(task, value)
@@ -277,7 +293,9 @@ class Worker:
                 work.stop(LOST)
                 return
             except AgentStoreError as exc:  # the database is away: try again next time
-                log.warning("heartbeat of task %s failed: %s", task.id, exc)
+                log.warning(
+                    "heartbeat of task %s failed: %s", task.id, exc, extra=self._about(task)
+                )
                 continue
             if current.cancel_requested:
                 work.stop(CANCELLED)
@@ -286,7 +304,7 @@ class Worker:
     async def _settle_stopped(self, task: TaskRecord, why: str) -> None:
         if why == LOST:
             self._counters.lost_leases += 1
-            log.warning("task %s: lease lost; its result is discarded", task.id)
+            log.warning("task %s: lease lost; result discarded", task.id, extra=self._about(task))
         elif why == CANCELLED:
             if await self._write("abandon", task, "cancelled while running"):
                 self._counters.cancelled += 1
@@ -328,11 +346,16 @@ class Worker:
             return ended
         except StaleClaimError:
             self._counters.lost_leases += 1
-            log.warning("task %s: claim lost before %s; result discarded", task.id, operation)
+            log.warning(
+                "task %s: claim lost before %s; result discarded",
+                task.id,
+                operation,
+                extra=self._about(task),
+            )
         except ValidationError:
             raise
         except AgentStoreError as exc:
-            log.error("task %s: could not %s: %s", task.id, operation, exc)
+            log.error("task %s: could not %s: %s", task.id, operation, exc, extra=self._about(task))
         return None
 
     # -- wake-ups -----------------------------------------------------------------------
@@ -372,6 +395,10 @@ class Worker:
             self._wake.set()
 
     # -- plumbing -----------------------------------------------------------------------
+
+    def _about(self, task: TaskRecord) -> dict[str, Any]:
+        """The fields of a log record about ``task`` (for structured log handlers)."""
+        return {"worker": self.name, "task_id": str(task.id), "attempt": task.attempt_count}
 
     async def _call(self, operation: str, *args: Any, **kwargs: Any) -> Any:
         """``store.tasks.<operation>(...)`` on either face."""
