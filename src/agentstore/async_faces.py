@@ -38,7 +38,7 @@ from agentstore.orchestrator.journal import (
 from agentstore.orchestrator.runs import RunPage, RunRecord, RunRepository
 from agentstore.orchestrator.snapshot import RunSnapshot
 from agentstore.orchestrator.task_records import TaskDraft, TaskRecord
-from agentstore.orchestrator.tasks import TaskRepository
+from agentstore.orchestrator.tasks import Handoff, TaskRepository
 from agentstore.records import UNSET, Unset
 from agentstore.statuses import ExecutionStatus, RunStatus
 from agentstore.validation import Id
@@ -221,6 +221,36 @@ class AsyncTasks:
             run_id=run_id,
             lease=lease,
             limit=limit,
+        )
+
+    async def complete_and_claim(
+        self,
+        task_id: Id,
+        summary: str,
+        *,
+        attempt: int,
+        worker: str,
+        run_id: Id | None = None,
+        lease: timedelta = timedelta(minutes=5),
+        limit: int = 1,
+        result: Any = None,
+    ) -> Handoff:
+        """A worker's step in steady state, in one transaction: ``complete`` the task it
+        holds under ``attempt``, then ``claim_next`` up to ``limit`` tasks. If the claim
+        on the finished task was lost (``StaleClaimError``), its completion is skipped
+        (``Handoff.completed`` is None: another worker's result stands) and the claim
+        still happens. Raises as ``complete`` and ``claim_next`` otherwise."""
+        return await self._calls.write(
+            TaskRepository,
+            TaskRepository.complete_and_claim,
+            task_id,
+            summary,
+            attempt=attempt,
+            worker=worker,
+            run_id=run_id,
+            lease=lease,
+            limit=limit,
+            result=result,
         )
 
     async def heartbeat(self, task_id: Id, attempt: int, lease: timedelta) -> TaskRecord:

@@ -123,6 +123,16 @@ def valid_calls(w: World) -> dict[str, dict[str, Any]]:
         "tasks.release": {"task_id": uuid.uuid4(), "reason": "r", "attempt": 1},
         "tasks.cancel": {"task_id": uuid.uuid4(), "reason": "r"},
         "tasks.next_due": {"run_id": w.run},
+        "tasks.complete_and_claim": {
+            "task_id": uuid.uuid4(),
+            "summary": "s",
+            "attempt": 1,
+            "worker": "w",
+            "run_id": w.run,
+            "lease": LEASE,
+            "limit": 1,
+            "result": None,
+        },
         "attempts.add": {
             "run_id": w.run,
             "task_id": w.task,

@@ -242,3 +242,43 @@ def test_a_paused_runs_tasks_are_not_claimed(store: AgentStore, run: RunRecord) 
     refused(store, InvalidTransitionError, lambda: store.runs.resume(run.id))
     store.runs.update(run.id, status="completed")
     refused(store, InvalidTransitionError, lambda: store.runs.pause(run.id))
+
+
+def test_complete_and_claim_hands_over_in_one_call(store: AgentStore, run: RunRecord) -> None:
+    first, second, third = store.tasks.replace_pending(
+        run.id, [TaskDraft(f"t{n}", "o") for n in range(3)]
+    )
+    claim(store, run)
+    handoff = store.tasks.complete_and_claim(
+        first.id, "done", attempt=1, worker="w", run_id=run.id, limit=2, result={"ok": 1}
+    )
+    assert handoff.completed is not None and handoff.completed.status is TaskStatus.COMPLETED
+    assert [task.id for task in handoff.claimed] == [second.id, third.id]
+    assert store.attempts.latest(first.id).result == {"ok": 1}  # type: ignore[union-attr]
+    assert kinds(store, run) == ["task_completed"]
+
+
+def test_complete_and_claim_still_claims_when_the_claim_was_lost(
+    store: AgentStore, run: RunRecord
+) -> None:
+    first, _ = store.tasks.replace_pending(run.id, [TaskDraft("a", "o"), TaskDraft("b", "o")])
+    claim(store, run)
+    store.tasks.requeue_in_progress(run.id)  # the claim on the first task is taken away
+    handoff = store.tasks.complete_and_claim(first.id, "late", attempt=1, worker="w", run_id=run.id)
+    assert handoff.completed is None
+    assert [task.id for task in handoff.claimed] == [first.id]  # back in plan order
+    assert store.tasks.get(first.id).attempt_count == 2
+
+
+def test_complete_and_claim_refuses_bad_arguments_and_changes_nothing(
+    store: AgentStore, run: RunRecord
+) -> None:
+    task = plan_one(store, run)
+    claim(store, run)
+    for bad in ({"worker": ""}, {"limit": 0}, {"lease": timedelta(0)}, {"run_id": "nope"}):
+        arguments = {"attempt": 1, "worker": "w", **bad}
+        refused(
+            store,
+            ValidationError,
+            lambda arguments=arguments: store.tasks.complete_and_claim(task.id, "s", **arguments),  # type: ignore[attr-defined, arg-type, misc]
+        )

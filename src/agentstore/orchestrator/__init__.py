@@ -14,7 +14,7 @@ from agentstore.orchestrator.journal import (
 )
 from agentstore.orchestrator.runs import RunPage, RunRecord, RunRepository
 from agentstore.orchestrator.snapshot import RunSnapshot, SnapshotLimits
-from agentstore.orchestrator.tasks import TaskDraft, TaskRecord, TaskRepository
+from agentstore.orchestrator.tasks import Handoff, TaskDraft, TaskRecord, TaskRepository
 
 __all__ = [
     "DEFAULT_BACKOFF",
@@ -31,6 +31,7 @@ __all__ = [
     "CheckpointRepository",
     "EventRecord",
     "EventRepository",
+    "Handoff",
     "NewEvent",
     "RunPage",
     "RunRecord",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -46,7 +47,7 @@ from agentstore.statuses import AttemptStatus, TaskStatus
 from agentstore.types import UTCDateTime
 from agentstore.validation import Id
 
-__all__ = ["LEASE_EXPIRED", "TaskDraft", "TaskRecord", "TaskRepository"]
+__all__ = ["LEASE_EXPIRED", "Handoff", "TaskDraft", "TaskRecord", "TaskRepository"]
 
 NOW = timedelta(0)
 # How each ending is journalled: (event kind, message), by the task's new status.
@@ -60,6 +61,15 @@ _FAILED = {
     TaskStatus.BLOCKED.value: ("task_blocked", "Attempt failed; attempts used up."),
     TaskStatus.ABANDONED.value: ("task_cancelled", "Attempt failed; task was cancelled."),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """What ``complete_and_claim`` did: the task it completed (None: the claim on it was
+    lost and its result discarded) and the tasks it claimed next."""
+
+    completed: TaskRecord | None
+    claimed: builtins.list[TaskRecord]
 
 
 class TaskRepository(Repository):
@@ -172,6 +182,37 @@ class TaskRepository(Repository):
         if run_id is not None:
             return sorted(claimed, key=lambda t: (t.position, t.id))
         return sorted(claimed, key=lambda t: (-t.priority, t.available_at, t.position, t.id))
+
+    @writes
+    def complete_and_claim(
+        self,
+        task_id: Id,
+        summary: str,
+        *,
+        attempt: int,
+        worker: str,
+        run_id: Id | None = None,
+        lease: timedelta = timedelta(minutes=5),
+        limit: int = 1,
+        result: Any = None,
+    ) -> Handoff:
+        """A worker's step in steady state, in one transaction: ``complete`` the task it
+        holds under ``attempt``, then ``claim_next`` up to ``limit`` tasks. If the claim
+        on the finished task was lost (``StaleClaimError``), its completion is skipped
+        (``Handoff.completed`` is None: another worker's result stands) and the claim
+        still happens. Raises as ``complete`` and ``claim_next`` otherwise."""
+        validation.positive_int(attempt, "attempt")
+        validation.text(worker, Task.claimed_by)
+        validation.duration(lease, "lease")
+        validation.positive_int(limit, "limit", maximum=1000)
+        validation.optional_identifier(run_id, "run_id")
+        completed: TaskRecord | None
+        try:
+            completed = self.complete(task_id, summary, attempt=attempt, result=result)
+        except StaleClaimError:  # nothing was written: the fenced UPDATE matched no row
+            completed = None
+        claimed = self.claim_next(worker, run_id=run_id, lease=lease, limit=limit)
+        return Handoff(completed, claimed)
 
     @writes
     def heartbeat(self, task_id: Id, attempt: int, lease: timedelta) -> TaskRecord:

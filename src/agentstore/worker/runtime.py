@@ -249,12 +249,12 @@ class Worker:
     async def _work(self, work: _Work) -> None:
         """One claimed task, from its handler's start to the write of how it ended."""
         task = work.task
-        beat = asyncio.create_task(self._keep_lease(work))
+        self._beat_later(work)
         handler = self._start_handler(work.context)
         try:
             await self._until(handler, work.stopped)
         finally:
-            beat.cancel()
+            work.end_beats()
         if not handler.done():  # stopped first: lost lease, cancellation or hand-back
             work.context.cancel()
             handler.cancel()
@@ -280,26 +280,41 @@ class Worker:
         else:
             await self._complete(task, value)
 
-    async def _keep_lease(self, work: _Work) -> None:
-        """Extend the lease about every third of it; tell the work to stop when the lease
-        is lost or the task cancelled."""
+    # -- leases: a timer per task, a heartbeat task only while one is under way -------
+
+    def _beat_later(self, work: _Work) -> None:
+        """Heartbeat the task in a third of the lease."""
+        assert self._loop is not None
+        delay = self.lease.total_seconds() / 3
+        work.timer = self._loop.call_later(delay, self._beat_now, work)
+
+    def _beat_now(self, work: _Work) -> None:
+        """Heartbeat the task now (its timer is due, or a cancellation was notified)."""
+        if work.ended or work.beating is not None:
+            return
+        if work.timer is not None:
+            work.timer.cancel()
+        work.beating = asyncio.create_task(self._beat(work))
+
+    async def _beat(self, work: _Work) -> None:
+        """Extend the lease; tell the work to stop when the lease is lost or the task
+        cancelled."""
         task = work.task
-        while True:
-            await self._until(asyncio.sleep(self.lease.total_seconds() / 3), work.beat_now.wait())
-            work.beat_now.clear()
-            try:
-                current = await self._call("heartbeat", task.id, task.attempt_count, self.lease)
-            except StaleClaimError:
-                work.stop(LOST)
-                return
-            except AgentStoreError as exc:  # the database is away: try again next time
-                log.warning(
-                    "heartbeat of task %s failed: %s", task.id, exc, extra=self._about(task)
-                )
-                continue
+        try:
+            current = await self._call("heartbeat", task.id, task.attempt_count, self.lease)
+        except StaleClaimError:
+            work.stop(LOST)
+            return
+        except AgentStoreError as exc:  # the database is away: try again next time
+            log.warning("heartbeat of task %s failed: %s", task.id, exc, extra=self._about(task))
+        else:
             if current.cancel_requested:
                 work.stop(CANCELLED)
                 return
+        finally:
+            work.beating = None
+        if not work.ended:
+            self._beat_later(work)
 
     async def _settle_stopped(self, task: TaskRecord, why: str) -> None:
         if why == LOST:
@@ -322,15 +337,39 @@ class Worker:
             self._counters.blocked += 1
 
     async def _complete(self, task: TaskRecord, value: Any) -> None:
+        """Complete the task and, unless stopping, claim the next one in the same call
+        (one transaction instead of two)."""
         summary = value if isinstance(value, str) and value.strip() else "completed"
         result = None if isinstance(value, str) else value
+        assert self._stopping is not None
         try:
-            done = await self._write("complete", task, summary, result=result)
+            if self._stopping.is_set():
+                done = await self._write("complete", task, summary, result=result)
+                if done is not None:
+                    self._counters.completed += 1
+                return
+            handoff = await self._call(
+                "complete_and_claim",
+                task.id,
+                summary,
+                attempt=task.attempt_count,
+                worker=self.name,
+                run_id=self.run_id,
+                lease=self.lease,
+                result=result,
+            )
         except ValidationError as exc:  # a result that is not JSON
             await self._fail(task, f"the handler's result was refused: {exc}", None)
             return
-        if done is not None:
+        except AgentStoreError as exc:  # the lease will run out and the task be rescued
+            log.error("task %s: could not complete: %s", task.id, exc, extra=self._about(task))
+            return
+        if handoff.completed is None:
+            self._counters.lost_leases += 1
+            log.warning("task %s: claim lost; result discarded", task.id, extra=self._about(task))
+        else:
             self._counters.completed += 1
+        self._start(handoff.claimed, self._running)
 
     async def _write(
         self, operation: str, task: TaskRecord, *args: Any, **kwargs: Any
@@ -390,7 +429,7 @@ class Worker:
         if kind == "cancel":
             for work in self._running.values():
                 if str(work.task.id) == subject:
-                    work.beat_now.set()
+                    self._beat_now(work)
         elif self.run_id is None or kind == str(self.run_id):
             self._wake.set()
 
@@ -431,18 +470,23 @@ class Worker:
                     future.cancel()
 
     async def _shut_down(self, running: dict[asyncio.Task[None], _Work]) -> None:
-        """Let running handlers finish within the grace period, then hand back the rest."""
-        if not running:
-            return
-        jobs = list(running)
-        log.info("worker %s: waiting up to %ss for %s tasks", self.name, self.grace, len(jobs))
-        _, late = await asyncio.wait(jobs, timeout=self.grace)
-        for job in late:
-            work = running.get(job)
-            if work is not None:
-                work.stop(HANDED_BACK)
-        if late:
-            await asyncio.wait(late)
+        """Let running handlers finish within the grace period, then hand back the rest
+        (tasks a finishing handler claimed meanwhile included)."""
+        assert self._loop is not None
+        deadline = self._loop.time() + self.grace
+        while running:
+            jobs = list(running)
+            log.info("worker %s: waiting for %s tasks", self.name, len(jobs))
+            remaining = deadline - self._loop.time()
+            late = set(jobs)
+            if remaining > 0:
+                _, late = await asyncio.wait(jobs, timeout=remaining)
+            for job in late:
+                work = running.get(job)
+                if work is not None:
+                    work.stop(HANDED_BACK)
+            if late:
+                await asyncio.wait(late)
 
     def _catch_signals(self) -> list[int]:
         caught: list[int] = []
@@ -457,14 +501,23 @@ class Worker:
 class _Work:
     """A claimed task in the worker: its context, and why its work was stopped."""
 
-    __slots__ = ("beat_now", "context", "stopped", "task")
+    __slots__ = ("beating", "context", "ended", "stopped", "task", "timer")
 
     def __init__(self, task: TaskRecord) -> None:
         self.task = task
         self.context = TaskContext(task)
         self.stopped: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.beat_now = asyncio.Event()  # heartbeat at once (a cancellation was notified)
+        self.timer: asyncio.TimerHandle | None = None  # the next heartbeat
+        self.beating: asyncio.Task[None] | None = None  # a heartbeat under way
+        self.ended = False
 
     def stop(self, why: str) -> None:
         if not self.stopped.done():
             self.stopped.set_result(why)
+
+    def end_beats(self) -> None:
+        self.ended = True
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.beating is not None:
+            self.beating.cancel()
