@@ -23,5 +23,5 @@ def test_every_benchmark_runs_at_smoke_scale(dialect: str, request: pytest.Fixtu
     rows = [line for line in result.stdout.splitlines() if line.startswith(("claim", "append"))]
     drains = [line for line in rows if "drains" in line]
     assert drains and all("exactly once: 0 double claims, 0 lost" in line for line in drains)
-    for benchmark in ("claim", "append", "listing", "snapshot"):
+    for benchmark in ("claim", "async_claim", "wakeup", "append", "listing", "snapshot"):
         assert f"== {benchmark}" in result.stdout
