@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +13,7 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from agentstore import validation
+from agentstore.backends import Backend
 from agentstore.errors import ValidationError
 from agentstore.models import Event, core_table
 from agentstore.operations import Repository, reads, writes
@@ -24,6 +26,12 @@ from agentstore.records import from_row
 from agentstore.validation import Id
 
 EVENT_COLUMNS = tuple(Event.__table__.c)
+
+
+@functools.cache
+def _add_one(backend: Backend) -> sa.Insert:
+    """``events.add``'s statement, built once per database (appending is a hot path)."""
+    return insert_events_statement(backend).returning(*EVENT_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +83,7 @@ class EventRepository(Repository):
     ) -> EventRecord:
         """Append one event. Raises ``NotFoundError`` (no such run), ``ValidationError``."""
         values = _checked(NewEvent(run_id, source, kind, message, payload))
-        statement = insert_events_statement(self._backend).returning(*EVENT_COLUMNS)
+        statement = _add_one(self._backend)
         return EventRecord.from_row(self._connection.execute(statement, values).one())
 
     @writes

@@ -337,8 +337,8 @@ class TaskRepository(Repository):
         if run_id is not None:
             pending = pending.where(TASKS.c.run_id == run_id)
             held = held.where(TASKS.c.run_id == run_id)
-        times = [self._connection.execute(query).scalar() for query in (pending, held)]
-        known = [moment for moment in times if moment is not None]
+        both = sa.select(pending.scalar_subquery(), held.scalar_subquery())  # one round trip
+        known = [moment for moment in self._connection.execute(both).one() if moment is not None]
         return min(known) if known else None
 
     @writes

@@ -20,7 +20,7 @@ import traceback
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -69,7 +69,7 @@ class WorkerCounters:
     handed_back: int = 0
 
     def snapshot(self) -> WorkerCounters:
-        return WorkerCounters(**{f.name: getattr(self, f.name) for f in fields(self)})
+        return replace(self)
 
 
 class Worker:
