@@ -65,9 +65,14 @@ def load(path: str) -> tuple[str, str, ast.Module, ast.ClassDef]:
 
 
 def access_of(node: ast.FunctionDef) -> str | None:
-    """``read`` or ``write`` for an operation marked ``@reads`` or ``@writes``."""
+    """``read`` or ``write`` for an operation marked ``@reads`` or ``@writes`` (or
+    ``@writes_in_one_statement``)."""
     marks = {d.id for d in node.decorator_list if isinstance(d, ast.Name)}
-    for mark, access in (("reads", "read"), ("writes", "write")):
+    for mark, access in (
+        ("reads", "read"),
+        ("writes", "write"),
+        ("writes_in_one_statement", "write"),
+    ):
         if mark in marks:
             return access
     return None

@@ -36,7 +36,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from agentstore.backends import Backend
 from agentstore.errors import AgentStoreError, StoreUnavailableError, ValidationError
-from agentstore.operations import Repository
+from agentstore.operations import Repository, in_one_statement
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -195,11 +195,15 @@ class TransactionPerCall(Calls):
         args: Any,
         kwargs: Any,
     ) -> T:
-        """One operation in a transaction of its own (read-only for a read)."""
+        """One operation in a transaction of its own (read-only for a read), or in
+        autocommit where it is one statement (see ``writes_in_one_statement``)."""
         try:
             with self.engine.connect() as connection:
                 if read_only:
                     connection.execution_options(**self.backend.read_only_options)
+                elif self.backend.data_modifying_ctes and in_one_statement(operation):
+                    connection.execution_options(isolation_level="AUTOCOMMIT")
+                    return operation(repository(connection, self.backend), *args, **kwargs)
                 with connection.begin():
                     return operation(repository(connection, self.backend), *args, **kwargs)
         except AgentStoreError:

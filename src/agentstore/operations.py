@@ -20,6 +20,7 @@ from agentstore.backends import Backend
 F = TypeVar("F", bound=Callable[..., object])
 Access = Literal["read", "write"]
 ACCESS = "__agentstore_access__"
+ONE_STATEMENT = "__agentstore_one_statement__"
 
 
 class Repository:
@@ -42,3 +43,18 @@ def writes(operation: F) -> F:
     """Mark an operation that writes."""
     setattr(operation, ACCESS, "write")
     return operation
+
+
+def writes_in_one_statement(operation: F) -> F:
+    """Mark an operation that writes in one statement where the database can
+    (``Backend.data_modifying_ctes``), any other statement it runs only reading or
+    standing alone (atomic by itself, as a claim after a completion that was refused):
+    it needs no transaction around it, so a face that gives each call its own
+    transaction runs it in autocommit instead, without BEGIN and COMMIT round trips."""
+    setattr(operation, ACCESS, "write")
+    setattr(operation, ONE_STATEMENT, True)
+    return operation
+
+
+def in_one_statement(operation: Callable[..., object]) -> bool:
+    return getattr(operation, ONE_STATEMENT, False)

@@ -19,8 +19,12 @@ TASKS_PER_RUN = 10_000
 
 
 def claim_plans(store: AgentStore, call: object) -> tuple[str, str]:
-    """The plans of a claim's two statements: the rescue of expired leases, the claim."""
+    """The plans of a claim's two parts: the rescue of expired leases, the claim. Two
+    statements on SQLite; one on PostgreSQL (its plan holds both parts)."""
     updates = [(sql, p) for sql, p in statements_run_by(store, call) if "UPDATE tasks" in sql]  # type: ignore[arg-type]
+    if store.backend.data_modifying_ctes:
+        [step] = updates
+        return plan_of(store, *step), plan_of(store, *step)
     [rescue, claim] = updates
     return plan_of(store, *rescue), plan_of(store, *claim)
 

@@ -270,6 +270,31 @@ def test_complete_and_claim_still_claims_when_the_claim_was_lost(
     assert store.tasks.get(first.id).attempt_count == 2
 
 
+def test_complete_and_claim_ends_its_own_expired_claim_and_rescues_the_others(
+    store: AgentStore, run: RunRecord
+) -> None:
+    # The holder finishes after its lease ran out but before anyone rescued the task: the
+    # completion stands; the rescue in the same call takes only the other expired task,
+    # which the call then claims (on PostgreSQL with a second claim: one statement sees
+    # the tables as they were when it began).
+    mine, theirs = store.tasks.replace_pending(run.id, [TaskDraft("a", "o"), TaskDraft("b", "o")])
+    [held] = store.tasks.claim_next("w", run_id=run.id, lease=SHORT)
+    [lost] = store.tasks.claim_next("dead worker", run_id=run.id, lease=SHORT)
+    wait_until(lost.lease_expires_at)  # type: ignore[attr-defined]
+    handoff = store.tasks.complete_and_claim(
+        mine.id, "done", attempt=1, worker="w", run_id=run.id
+    )
+    assert handoff.completed is not None and handoff.completed.id == held.id  # type: ignore[attr-defined]
+    assert [(t.id, t.attempt_count) for t in handoff.claimed] == [(theirs.id, 2)]
+    # One transaction's events: their order among themselves is not promised.
+    assert sorted(kinds(store, run)) == ["lease_expired_requeued", "task_completed"]
+    attempts = {(a.task_id, a.attempt_number): a.status for a in store.attempts.recent(run.id)}
+    assert attempts == {
+        (mine.id, 1): AttemptStatus.COMPLETED,
+        (theirs.id, 1): AttemptStatus.FAILED,
+    }
+
+
 def test_complete_and_claim_refuses_bad_arguments_and_changes_nothing(
     store: AgentStore, run: RunRecord
 ) -> None:

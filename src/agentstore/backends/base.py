@@ -46,6 +46,11 @@ class Backend(ABC):
     #: database (SQLite's busy handler sleeps up to 100 ms a turn: many waiting writers
     #: starve one another, and hold their pooled connections while they do).
     one_writer_at_a_time: bool = False
+    #: The database runs INSERT/UPDATE inside WITH (data-modifying CTEs), so that a step
+    #: that writes several tables (a completion, its attempt, its event, the next claim)
+    #: is one statement: atomic on its own, it needs no transaction around it, and a
+    #: face runs it with the driver in autocommit (no BEGIN and COMMIT round trips).
+    data_modifying_ctes: bool = False
 
     # -- engines ------------------------------------------------------------------
 
@@ -135,10 +140,11 @@ class Backend(ABC):
         return None
 
     @abstractmethod
-    def claimable(self, candidates: sa.Select[Any], key: Any) -> Any:
+    def claimable(self, candidates: sa.Select[Any], key: Any, name: str = "claimable") -> Any:
         """The WHERE criterion of an atomic claim: rows whose ``key`` is among
         ``candidates`` (a SELECT of keys with its own ORDER BY and LIMIT), taken so that
-        concurrent claimers never get the same row."""
+        concurrent claimers never get the same row. ``name`` names whatever the claim
+        adds to the statement (two claims may share one statement)."""
 
     @abstractmethod
     def transaction_id(self) -> sa.ColumnElement[int]:

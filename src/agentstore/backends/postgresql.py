@@ -62,6 +62,7 @@ class PostgresBackend(Backend):
     async_driver = "psycopg_async"
     sync_url_driver = async_url_driver = "psycopg"  # SQLAlchemy picks the async variant
     engine_defaults = {"isolation_level": "READ COMMITTED"}  # noqa: RUF012 - read-only
+    data_modifying_ctes = True
     # Any constant works; it only has to be the same in every process that migrates.
     migration_lock_key = 0x6167_656E_7473  # "agents"
 
@@ -128,14 +129,10 @@ class PostgresBackend(Backend):
     def lease_parameter(self, lease: timedelta) -> Any:
         return lease  # added to the server's clock
 
-    def claimable(self, candidates: sa.Select[Any], key: Any) -> Any:
+    def claimable(self, candidates: sa.Select[Any], key: Any, name: str = "claimable") -> Any:
         # Lock the chosen rows, skipping rows another claimer holds; MATERIALIZED makes
         # the planner run the locking SELECT exactly once, before the UPDATE.
-        chosen = (
-            candidates.with_for_update(skip_locked=True)
-            .cte("claimable")
-            .prefix_with("MATERIALIZED")
-        )
+        chosen = candidates.with_for_update(skip_locked=True).cte(name).prefix_with("MATERIALIZED")
         return key.in_(sa.select(chosen.c[0]))
 
     def transaction_id(self) -> sa.ColumnElement[int]:

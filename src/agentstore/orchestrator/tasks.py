@@ -19,7 +19,7 @@ import builtins
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -28,7 +28,7 @@ from sqlalchemy.engine import Row
 from agentstore import validation
 from agentstore.errors import InvalidTransitionError, NotFoundError, StaleClaimError
 from agentstore.models import Task, TaskAttempt
-from agentstore.operations import Repository, reads, writes
+from agentstore.operations import Repository, reads, writes, writes_in_one_statement
 from agentstore.orchestrator.backoff import DEFAULT_BACKOFF
 from agentstore.orchestrator.common import insert_events, require_run
 from agentstore.orchestrator.task_records import TaskDraft, TaskRecord, check_draft
@@ -43,6 +43,7 @@ from agentstore.orchestrator.task_statements import (
     TASKS,
     statements,
 )
+from agentstore.orchestrator.task_steps import CLAIMED, CLOSED, RESCUED, Step, steps
 from agentstore.statuses import AttemptStatus, TaskStatus
 from agentstore.types import UTCDateTime
 from agentstore.validation import Id
@@ -144,7 +145,7 @@ class TaskRepository(Repository):
         )
         return [TaskRecord.from_row(row) for row in inserted]
 
-    @writes
+    @writes_in_one_statement
     def claim_next(
         self,
         worker: str,
@@ -167,23 +168,20 @@ class TaskRepository(Repository):
         validation.duration(lease, "lease")
         validation.positive_int(limit, "limit", maximum=1000)
         run_id = validation.optional_identifier(run_id, "run_id")
-        self._rescue(RESCUE_BATCH)
-        found = statements(self._backend)
-        claim = found.claim_any_run if run_id is None else found.claim_in_run
-        params = {
-            "worker": worker,
-            "lease": self._backend.lease_parameter(lease),
-            "now": self._backend.lease_parameter(NOW),
-            "limit": limit,
-            "in_run": run_id,
-        }
-        claimed = [TaskRecord.from_row(row) for row in self._connection.execute(claim, params)]
-        # RETURNING gives no order; hand tasks back in the order they were chosen.
-        if run_id is not None:
-            return sorted(claimed, key=lambda t: (t.position, t.id))
-        return sorted(claimed, key=lambda t: (-t.priority, t.available_at, t.position, t.id))
+        one_statement = steps(self._backend)
+        if one_statement is None:
+            self._rescue(RESCUE_BATCH)
+            # After the rescue: on SQLite "now" is the caller's clock when bound.
+            params = self._claim_parameters(worker, run_id, lease, limit)
+            found = statements(self._backend)
+            claim = found.claim_any_run if run_id is None else found.claim_in_run
+            rows = self._connection.execute(claim, params)
+            return self._in_claim_order([TaskRecord.from_row(row) for row in rows], run_id)
+        params = self._claim_parameters(worker, run_id, lease, limit)
+        step = one_statement.claim_any_run if run_id is None else one_statement.claim_in_run
+        return self._claimed(self._step(step, params), params)
 
-    @writes
+    @writes_in_one_statement
     def complete_and_claim(
         self,
         task_id: Id,
@@ -201,20 +199,38 @@ class TaskRepository(Repository):
         on the finished task was lost (``StaleClaimError``), its completion is skipped
         (``Handoff.completed`` is None: another worker's result stands) and the claim
         still happens. Raises as ``complete`` and ``claim_next`` otherwise."""
+        validation.text(summary, Task.implementation_summary)
         validation.positive_int(attempt, "attempt")
         validation.text(worker, Task.claimed_by)
         validation.duration(lease, "lease")
         validation.positive_int(limit, "limit", maximum=1000)
-        validation.optional_identifier(run_id, "run_id")
-        completed: TaskRecord | None
-        try:
-            completed = self.complete(task_id, summary, attempt=attempt, result=result)
-        except StaleClaimError:  # nothing was written: the fenced UPDATE matched no row
-            completed = None
-        claimed = self.claim_next(worker, run_id=run_id, lease=lease, limit=limit)
-        return Handoff(completed, claimed)
+        run_id = validation.optional_identifier(run_id, "run_id")
+        one_statement = steps(self._backend)
+        if one_statement is None:
+            completed: TaskRecord | None
+            try:
+                completed = self.complete(task_id, summary, attempt=attempt, result=result)
+            except StaleClaimError:  # nothing was written: the fenced UPDATE matched no row
+                completed = None
+            return Handoff(
+                completed, self.claim_next(worker, run_id=run_id, lease=lease, limit=limit)
+            )
+        step = (
+            one_statement.close_and_claim_any_run
+            if run_id is None
+            else one_statement.close_and_claim_in_run
+        )
+        claim_params = self._claim_parameters(worker, run_id, lease, limit)
+        ending = self._ending(task_id, attempt, TaskStatus.COMPLETED, summary, None, result)
+        parts = self._step(step, {**claim_params, **ending})
+        if parts[CLOSED]:
+            return Handoff(parts[CLOSED][0], self._claimed(parts, claim_params))
+        try:  # nothing was written: find out why
+            self._refuse(ending["task_id"], attempt, "complete")
+        except StaleClaimError:  # a lost claim: another worker's result stands
+            return Handoff(None, self.claim_next(worker, run_id=run_id, lease=lease, limit=limit))
 
-    @writes
+    @writes_in_one_statement
     def heartbeat(self, task_id: Id, attempt: int, lease: timedelta) -> TaskRecord:
         """Extend the lease of a task the caller holds under ``attempt``. The answer's
         ``cancel_requested`` tells the holder someone cancelled the task: it should stop
@@ -228,7 +244,7 @@ class TaskRepository(Repository):
         statement = statements(self._backend).extend_lease
         return self._finish_held(task_id, attempt, statement, params, "heartbeat")
 
-    @writes
+    @writes_in_one_statement
     def complete(
         self, task_id: Id, summary: str, *, attempt: int | None = None, result: Any = None
     ) -> TaskRecord:
@@ -243,7 +259,7 @@ class TaskRepository(Repository):
         validation.text(summary, Task.implementation_summary)
         return self._end(task_id, attempt, TaskStatus.COMPLETED, summary, None, result, "complete")
 
-    @writes
+    @writes_in_one_statement
     def block(
         self,
         task_id: Id,
@@ -475,15 +491,88 @@ class TaskRepository(Repository):
         action: str,
     ) -> TaskRecord:
         """End the claim on the task with ``status``; record the attempt and journal."""
-        params = self._closing(status, summary, blocker)
-        result_json = validation.json_value({} if result is None else result, "result")
+        params = self._ending(task_id, attempt, status, summary, blocker, result)
+        one_statement = steps(self._backend)
+        if one_statement is not None:
+            closed = self._step(one_statement.close, params)[CLOSED]
+            if not closed:
+                self._refuse(params["task_id"], attempt, action)
+            return closed[0]
         row = self._finish_held(task_id, attempt, statements(self._backend).close, params, action)
-        kind = f"task_{status.value}"
-        message = f"Task {status.value}."
         self._journal_ending(
-            row, AttemptStatus(status.value), summary or "", blocker, result_json, kind, message, {}
+            row,
+            AttemptStatus(status.value),
+            summary or "",
+            blocker,
+            params["result"],
+            params["kind"],
+            params["message"],
+            {},
         )
         return row
+
+    def _ending(
+        self,
+        task_id: Id,
+        attempt: int | None,
+        status: TaskStatus,
+        summary: str | None,
+        blocker: str | None,
+        result: Any,
+    ) -> dict[str, Any]:
+        """The parameters of ending a claim with ``status``, checked."""
+        return {
+            **self._closing(status, summary, blocker),
+            "task_id": validation.identifier(task_id, "task_id"),
+            "attempt": None if attempt is None else validation.positive_int(attempt, "attempt"),
+            "result": validation.json_value({} if result is None else result, "result"),
+            "kind": f"task_{status.value}",
+            "message": f"Task {status.value}.",
+        }
+
+    def _claim_parameters(
+        self, worker: str, run_id: UUID | None, lease: timedelta, limit: int
+    ) -> dict[str, Any]:
+        return {
+            "worker": worker,
+            "lease": self._backend.lease_parameter(lease),
+            "now": self._backend.lease_parameter(NOW),
+            "limit": limit,
+            "in_run": run_id,
+            "rescue_limit": RESCUE_BATCH,
+        }
+
+    def _step(self, step: Step, params: dict[str, Any]) -> dict[str, builtins.list[TaskRecord]]:
+        """Run a one-statement step (``task_steps``): its tasks, by part."""
+        parts: dict[str, builtins.list[TaskRecord]] = {CLOSED: [], RESCUED: [], CLAIMED: []}
+        for row in self._connection.execute(step, params):
+            parts[row.part].append(TaskRecord.from_row(row))
+        return parts
+
+    def _claimed(
+        self, parts: dict[str, builtins.list[TaskRecord]], params: dict[str, Any]
+    ) -> builtins.list[TaskRecord]:
+        """The tasks a step claimed; when its rescue freed tasks and it claimed fewer
+        than asked, one more claim (a statement sees the tables as they were when it
+        began, so it could not take the tasks it freed)."""
+        claimed = parts[CLAIMED]
+        run_id = params["in_run"]
+        if parts[RESCUED] and len(claimed) < params["limit"]:
+            found = steps(self._backend)
+            assert found is not None
+            step = found.claim_any_run if run_id is None else found.claim_in_run
+            more = {**params, "limit": params["limit"] - len(claimed)}
+            claimed = claimed + self._step(step, more)[CLAIMED]
+        return self._in_claim_order(claimed, run_id)
+
+    @staticmethod
+    def _in_claim_order(
+        claimed: builtins.list[TaskRecord], run_id: UUID | None
+    ) -> builtins.list[TaskRecord]:
+        # RETURNING gives no order; hand tasks back in the order they were chosen.
+        if run_id is not None:
+            return sorted(claimed, key=lambda t: (t.position, t.id))
+        return sorted(claimed, key=lambda t: (-t.priority, t.available_at, t.position, t.id))
 
     def _journal_ending(
         self,
@@ -545,6 +634,10 @@ class TaskRepository(Repository):
         row: Row[Any] | None = self._connection.execute(statement, params).first()
         if row is not None:
             return TaskRecord.from_row(row)
+        self._refuse(task_id, attempt, action)
+
+    def _refuse(self, task_id: UUID, attempt: int | None, action: str) -> NoReturn:
+        """Explain why a held-task UPDATE matched no row, with the right error."""
         current = self._get(task_id)
         if attempt is not None and (
             current.attempt_count != attempt

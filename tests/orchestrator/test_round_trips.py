@@ -1,0 +1,82 @@
+"""A worker's steps cost one round trip each on PostgreSQL: one statement, run in
+autocommit, with no BEGIN or COMMIT around it. Counted from what the client sends
+(libpq's trace of every pooled connection: each Sync or simple Query waits for the
+server's answer), on both faces."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from agentstore import AgentStore, RunRecord, TaskDraft
+
+MESSAGE = re.compile(r"^[^\t]+\tF\t\d+\t(\w+)")
+pytestmark = pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+
+
+@contextmanager
+def traced(store: AgentStore, path: Path) -> Iterator[Callable[[], list[str]]]:
+    """Trace every connection the store's calls check out; yields a function giving the
+    messages the client sent since the last time it was called."""
+    engine = getattr(store, "calls_engine", store.engine)
+    engine.dispose()  # connections from now on are checked out under the trace
+    trace = path.open("w")
+    seen = 0
+
+    def on_checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
+        record.driver_connection.pgconn.trace(trace.fileno())
+
+    def on_checkin(_dbapi: Any, record: Any) -> None:
+        record.driver_connection.pgconn.untrace()
+
+    def sent() -> list[str]:
+        nonlocal seen
+        trace.flush()
+        lines = path.read_text().splitlines()[seen:]
+        seen += len(lines)
+        # A message's line: time, direction, length, type (its SQL may run on over lines).
+        return [m[1] for m in map(MESSAGE.match, lines) if m is not None]
+
+    sa.event.listen(engine, "checkout", on_checkout)
+    sa.event.listen(engine, "checkin", on_checkin)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(engine, "checkout", on_checkout)
+        sa.event.remove(engine, "checkin", on_checkin)
+        trace.close()
+        os.remove(path)
+
+
+def round_trips(messages: list[str]) -> int:
+    return sum(1 for message in messages if message in ("Sync", "Query"))
+
+
+def test_a_workers_steps_are_one_round_trip_each(
+    store: AgentStore, run: RunRecord, tmp_path: Path
+) -> None:
+    store.tasks.replace_pending(run.id, [TaskDraft(f"t{n}", "o") for n in range(4)])
+    with traced(store, tmp_path / "trace") as sent:
+        [task] = store.tasks.claim_next("w", run_id=run.id)
+        assert round_trips(sent()) == 1
+        store.tasks.heartbeat(task.id, 1, timedelta(minutes=5))
+        assert round_trips(sent()) == 1
+        handoff = store.tasks.complete_and_claim(
+            task.id, "done", attempt=1, worker="w", run_id=run.id
+        )
+        assert round_trips(sent()) == 1
+        [task] = handoff.claimed
+        store.tasks.complete(task.id, "done", attempt=1)
+        assert round_trips(sent()) == 1
+        # A call in a transaction of its own sends BEGIN and COMMIT too: the trace sees
+        # them (the counts above are not blind to them).
+        store.runs.get(run.id)
+        assert round_trips(sent()) == 3
