@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from agentstore import AgentStore, RunRecord, TaskDraft
+from agentstore.orchestrator.task_steps import steps
 
 MESSAGE = re.compile(r"^[^\t]+\tF\t\d+\t(\w+)")
 pytestmark = pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
@@ -80,3 +81,15 @@ def test_a_workers_steps_are_one_round_trip_each(
         # them (the counts above are not blind to them).
         store.runs.get(run.id)
         assert round_trips(sent()) == 3
+
+
+def test_the_steps_stay_short_enough_for_psycopg_to_keep_them_parsed(store: AgentStore) -> None:
+    # psycopg parses a statement's placeholders again on every call once it is over
+    # 4,096 bytes (its MAX_CACHED_STATEMENT_LENGTH): a quarter of a step's client time
+    # when the steps were built with SQLAlchemy's expression language (7 KB).
+    found = steps(store.backend)
+    assert found is not None
+    engine = getattr(store, "calls_engine", store.engine)
+    for name, step in vars(found).items():
+        length = len(str(step.compile(dialect=engine.dialect)))
+        assert length <= 4096, (name, length)

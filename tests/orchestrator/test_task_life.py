@@ -281,9 +281,7 @@ def test_complete_and_claim_ends_its_own_expired_claim_and_rescues_the_others(
     [held] = store.tasks.claim_next("w", run_id=run.id, lease=SHORT)
     [lost] = store.tasks.claim_next("dead worker", run_id=run.id, lease=SHORT)
     wait_until(lost.lease_expires_at)  # type: ignore[attr-defined]
-    handoff = store.tasks.complete_and_claim(
-        mine.id, "done", attempt=1, worker="w", run_id=run.id
-    )
+    handoff = store.tasks.complete_and_claim(mine.id, "done", attempt=1, worker="w", run_id=run.id)
     assert handoff.completed is not None and handoff.completed.id == held.id  # type: ignore[attr-defined]
     assert [(t.id, t.attempt_count) for t in handoff.claimed] == [(theirs.id, 2)]
     # One transaction's events: their order among themselves is not promised.
