@@ -132,6 +132,7 @@ class Worker:
         self.listen = validation.flag(listen, "listen")
         self._counters = WorkerCounters()
         self._stopping: asyncio.Event | None = None
+        self._slot_freed: asyncio.Event | None = None  # a running task ended, or stop
         self._stop_requested = False
         self._wake: asyncio.Event | None = None
         self._running: dict[asyncio.Task[None], _Work] = {}
@@ -153,7 +154,12 @@ class Worker:
         the worker starts, it then stops at once)."""
         self._stop_requested = True
         if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
+            self._loop.call_soon_threadsafe(self._stop_now)
+
+    def _stop_now(self) -> None:
+        assert self._stopping is not None and self._slot_freed is not None
+        self._stopping.set()
+        self._slot_freed.set()  # the claim loop may be waiting for a slot
 
     async def run_async(self, *, until_idle: bool = False) -> WorkerCounters:
         """As ``run``, on the running event loop."""
@@ -169,6 +175,7 @@ class Worker:
         self._store_threads, self._handler_threads = store_threads, handler_threads
         signals = self._catch_signals()
         self._wake = asyncio.Event()
+        self._slot_freed = asyncio.Event()
         running = self._running = {}
         unwatch = self.store.watch_writes(self._on_write)
         listening = asyncio.create_task(self._listen()) if self.listen else None
@@ -198,12 +205,15 @@ class Worker:
 
     async def _claim_loop(self, running: dict[asyncio.Task[None], _Work], until_idle: bool) -> None:
         assert self._stopping is not None and self._wake is not None
+        assert self._slot_freed is not None
         poll = self.poll_interval  # quick polls only after work, when more may follow
         while not self._stopping.is_set():
             self._wake.clear()  # a wake-up from now on is for this round's outcome
             free = self.concurrency - len(running)
             if free <= 0:
-                await self._until(self._stopping.wait(), *running)
+                # An event, not a wait on every running task (a task per round).
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
                 continue
             try:
                 claimed: list[TaskRecord] = await self._call(
@@ -244,7 +254,12 @@ class Worker:
             work = _Work(task)
             job = asyncio.create_task(self._work(work))
             running[job] = work
-            job.add_done_callback(lambda done: running.pop(done, None))
+            job.add_done_callback(self._ended)
+
+    def _ended(self, job: asyncio.Task[None]) -> None:
+        assert self._slot_freed is not None
+        self._running.pop(job, None)
+        self._slot_freed.set()
 
     async def _work(self, work: _Work) -> None:
         """One claimed task, from its handler's start to the write of how it ended."""
@@ -252,7 +267,7 @@ class Worker:
         self._beat_later(work)
         handler = self._start_handler(work.context)
         try:
-            await self._until(handler, work.stopped)
+            await work.settled(handler)
         finally:
             work.end_beats()
         if not handler.done():  # stopped first: lost lease, cancellation or hand-back
@@ -514,6 +529,23 @@ class _Work:
     def stop(self, why: str) -> None:
         if not self.stopped.done():
             self.stopped.set_result(why)
+
+    async def settled(self, handler: asyncio.Future[Any]) -> None:
+        """Wait until the handler is done or the work stopped, whichever is first (one
+        future and two callbacks: cheaper than ``asyncio.wait`` on the hot path)."""
+        either: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def settle(_: object) -> None:
+            if not either.done():
+                either.set_result(None)
+
+        handler.add_done_callback(settle)
+        self.stopped.add_done_callback(settle)
+        try:
+            await either
+        finally:
+            handler.remove_done_callback(settle)
+            self.stopped.remove_done_callback(settle)
 
     def end_beats(self) -> None:
         self.ended = True
