@@ -20,7 +20,18 @@ import aiosqlite
 import psycopg
 
 from agentstore import AgentStore, AsyncAgentStore, TaskDraft
-from bench.claim import HAND_WRITTEN, LEASE, Claimed, Drain, Outcome, exactly_once_note, raw_drain
+from bench.claim import (
+    ATTEMPT,
+    HAND_WRITTEN,
+    LEASE,
+    POSITION,
+    Claimed,
+    Drain,
+    Outcome,
+    Statements,
+    exactly_once_note,
+    raw_drain,
+)
 from bench.harness import Context, Row, median, raw_postgres_dsn, raw_sqlite_path
 
 
@@ -77,31 +88,32 @@ async def _raw_async_drain(url: str, run_id: uuid.UUID, batch: int) -> list[Clai
         for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"):
             await lite.execute(f"PRAGMA {pragma}")
 
-        async def transact(statement: str, parameters: tuple[Any, ...]) -> list[Any]:
+        async def transact(statements: Statements) -> list[list[Any]]:
             await lite.execute("BEGIN IMMEDIATE")
-            rows = list(await lite.execute_fetchall(statement, parameters))
+            results = [list(await lite.execute_fetchall(*statement)) for statement in statements]
             await lite.execute("COMMIT")
-            return rows
+            return results
 
         close = lite.close
     else:
-        pg = await psycopg.AsyncConnection.connect(raw_postgres_dsn(url))
+        pg = await psycopg.AsyncConnection.connect(raw_postgres_dsn(url), autocommit=True)
 
-        async def transact(statement: str, parameters: tuple[Any, ...]) -> list[Any]:
-            rows = await (await pg.execute(statement, parameters)).fetchall()
-            await pg.commit()
-            return list(rows)
+        async def transact(statements: Statements) -> list[list[Any]]:
+            [(statement, parameters)] = statements  # one statement a step, in autocommit
+            return [list(await (await pg.execute(statement, parameters)).fetchall())]
 
         close = pg.close
     try:
-        while rows := await transact(sql.claim, sql.claim_parameters("raw", run_id, batch)):
-            for row in sorted(rows, key=lambda r: (r[8], r[0])):  # plan order
-                task_id, attempt = row[0], row[10]
-                assert await transact(sql.complete, sql.complete_parameters(task_id, attempt))
-                claimed.append((str(uuid.UUID(str(task_id))), attempt))
+        while True:
+            *rescued, rows = await transact(sql.claim("raw", run_id, batch))
+            assert not any(rescued), "a lease ran out during the drain"
+            if not rows:
+                return claimed
+            for row in sorted(rows, key=lambda r: (r[POSITION], r[0])):  # plan order
+                assert (await transact(sql.complete(row)))[0], row[0]
+                claimed.append((str(uuid.UUID(str(row[0]))), row[ATTEMPT]))
     finally:
         await close()
-    return claimed
 
 
 def raw_async_drain(url: str, run_id: uuid.UUID, n: int, batch: int) -> tuple[float, list[Claimed]]:

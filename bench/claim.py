@@ -10,6 +10,7 @@ to compare batch claims with single claims on their own.
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import time
 import uuid
@@ -33,36 +34,107 @@ LEASE = timedelta(minutes=5)
 RETURNED = (
     "id, run_id, title, objective, acceptance_criteria, verification_steps, allowed_paths, "
     "status, position, priority, attempt_count, max_attempts, claimed_by, lease_expires_at, "
+    "available_at, retry_delay_seconds, retry_max_delay_seconds, cancel_reason, "
     "implementation_summary, blocker_signature, created_at, updated_at"
 )
-# The statements the library runs, written by hand for each driver.
+POSITION, ATTEMPT = 8, 10  # where the plan order and the fencing token are in RETURNED
+NOT_PAUSED = (
+    "NOT EXISTS (SELECT 1 FROM runs WHERE runs.id = tasks.run_id AND runs.status = 'paused')"
+)
+RESCUED_STATUS = """CASE WHEN cancel_reason IS NOT NULL THEN 'abandoned'
+        WHEN max_attempts IS NOT NULL AND attempt_count >= max_attempts THEN 'blocked'
+        ELSE 'pending' END"""
+RESCUED_BLOCKER = """CASE WHEN cancel_reason IS NULL AND max_attempts IS NOT NULL
+        AND attempt_count >= max_attempts THEN 'lease_expired' ELSE blocker_signature END"""
+ATTEMPT_COLUMNS = (
+    "id, run_id, task_id, attempt_number, status, summary, blocker_signature, result, created_at"
+)
+EVENT_COLUMNS = "run_id, ts, source, kind, message, payload, transaction_id"
+
+# What the library runs per claim and per completion, written by hand for each driver.
+# SQLite: several statements in one BEGIN IMMEDIATE transaction. A claim first rescues
+# expired leases (none expire in a drain: the baseline checks, rather than journalling
+# them as the library would); a completion records its attempt and journals an event.
+SQLITE_RESCUE = f"""
+UPDATE tasks SET status = {RESCUED_STATUS}, blocker_signature = {RESCUED_BLOCKER},
+    available_at = :now, claimed_by = NULL, lease_expires_at = NULL, updated_at = :now
+WHERE id IN (SELECT id FROM tasks WHERE status = 'in_progress' AND lease_expires_at < :now
+             LIMIT 100)
+RETURNING id"""
 SQLITE_CLAIM = f"""
 UPDATE tasks SET status = 'in_progress', attempt_count = attempt_count + 1,
-    claimed_by = ?, lease_expires_at = ?, updated_at = ?
-WHERE id IN (SELECT id FROM tasks WHERE status = 'pending' AND run_id = ?
-             ORDER BY position, id LIMIT ?)
+    claimed_by = :worker, lease_expires_at = :lease_expires_at, updated_at = :now
+WHERE id IN (SELECT id FROM tasks WHERE status = 'pending' AND run_id = :run_id
+             AND available_at <= :now AND {NOT_PAUSED} ORDER BY position LIMIT :limit)
 RETURNING {RETURNED}"""
-SQLITE_COMPLETE = f"""
+SQLITE_CLOSE = f"""
 UPDATE tasks SET status = 'completed', claimed_by = NULL, lease_expires_at = NULL,
-    implementation_summary = ?, blocker_signature = NULL, updated_at = ?
-WHERE id = ? AND status = 'in_progress' AND attempt_count = ?
+    implementation_summary = :summary, blocker_signature = NULL, updated_at = :now
+WHERE id = :task_id AND status = 'in_progress' AND attempt_count = :attempt
 RETURNING {RETURNED}"""
+SQLITE_RECORD_ATTEMPT = f"""
+INSERT INTO task_attempts ({ATTEMPT_COLUMNS})
+VALUES (:attempt_id, :run_id, :task_id, :attempt, 'completed', :summary, NULL, '{{}}', :now)
+ON CONFLICT DO NOTHING"""
+SQLITE_JOURNAL = f"""
+INSERT INTO events ({EVENT_COLUMNS})
+VALUES (:run_id, :now, 'system', 'task_completed', 'Task completed.', :payload, 0)"""
+
+# PostgreSQL: each step is one statement of data-modifying CTEs, run in autocommit.
+POSTGRES_RESCUE = f"""
+rescuable AS MATERIALIZED (
+    SELECT id FROM tasks WHERE status = 'in_progress' AND lease_expires_at < now()
+    LIMIT 100 FOR UPDATE SKIP LOCKED),
+rescued AS (
+    UPDATE tasks SET status = {RESCUED_STATUS}, blocker_signature = {RESCUED_BLOCKER},
+        available_at = now(), claimed_by = NULL, lease_expires_at = NULL, updated_at = now()
+    WHERE id IN (SELECT id FROM rescuable)
+    RETURNING id, run_id, attempt_count, status),
+rescued_attempts AS (
+    INSERT INTO task_attempts ({ATTEMPT_COLUMNS})
+    SELECT gen_random_uuid(), run_id, id, attempt_count, 'failed',
+        'The lease expired before the holder finished.', 'lease_expired', '{{}}', now()
+    FROM rescued ON CONFLICT DO NOTHING),
+rescued_events AS (
+    INSERT INTO events ({EVENT_COLUMNS})
+    SELECT run_id, now(), 'system', 'lease_expired_' || CASE status WHEN 'pending'
+        THEN 'requeued' ELSE status END, 'Lease expired.',
+        jsonb_build_object('task_id', id::text, 'attempt', attempt_count),
+        pg_current_xact_id()::text::bigint
+    FROM rescued)"""
 POSTGRES_CLAIM = f"""
-WITH claimable AS MATERIALIZED (
-    SELECT id FROM tasks WHERE status = 'pending' AND run_id = %s
-    ORDER BY position, id LIMIT %s FOR UPDATE SKIP LOCKED)
+WITH {POSTGRES_RESCUE},
+claimable AS MATERIALIZED (
+    SELECT id FROM tasks WHERE status = 'pending' AND run_id = %(run_id)s
+    AND available_at <= now() AND {NOT_PAUSED}
+    ORDER BY position LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
 UPDATE tasks SET status = 'in_progress', attempt_count = attempt_count + 1,
-    claimed_by = %s, lease_expires_at = now() + %s, updated_at = %s
+    claimed_by = %(worker)s, lease_expires_at = now() + %(lease)s, updated_at = now()
 WHERE id IN (SELECT id FROM claimable)
 RETURNING {RETURNED}"""
 POSTGRES_COMPLETE = f"""
-UPDATE tasks SET status = 'completed', claimed_by = NULL, lease_expires_at = NULL,
-    implementation_summary = %s, blocker_signature = NULL, updated_at = %s
-WHERE id = %s AND status = 'in_progress' AND attempt_count = %s
-RETURNING {RETURNED}"""
+WITH closed AS (
+    UPDATE tasks SET status = 'completed', claimed_by = NULL, lease_expires_at = NULL,
+        implementation_summary = %(summary)s, blocker_signature = NULL, updated_at = now()
+    WHERE id = %(task_id)s AND status = 'in_progress' AND attempt_count = %(attempt)s
+    RETURNING {RETURNED}),
+closed_attempt AS (
+    INSERT INTO task_attempts ({ATTEMPT_COLUMNS})
+    SELECT gen_random_uuid(), run_id, id, attempt_count, 'completed', %(summary)s, NULL,
+        '{{}}', now()
+    FROM closed ON CONFLICT DO NOTHING),
+closed_event AS (
+    INSERT INTO events ({EVENT_COLUMNS})
+    SELECT run_id, now(), 'system', 'task_completed', 'Task completed.',
+        jsonb_build_object('task_id', id::text, 'attempt', attempt_count),
+        pg_current_xact_id()::text::bigint
+    FROM closed)
+SELECT {RETURNED} FROM closed"""
 
 # A claimed task as a worker keeps it: its id and the fencing token.
 Claimed = tuple[str, int]
+# Statements with their parameters, run in one transaction (or one autocommit statement).
+Statements = list[tuple[str, dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -89,58 +161,87 @@ def library_drain(drain: Drain, worker: str, ready: Callable[[], None]) -> list[
     return claimed
 
 
+def sqlite_claim(worker: str, run_id: uuid.UUID, batch: int) -> Statements:
+    now = datetime.now(UTC)
+    rescue = {"now": sqlite_text(now)}
+    claim = {
+        "worker": worker,
+        "lease_expires_at": sqlite_text(now + LEASE),
+        "now": sqlite_text(now),
+        "run_id": run_id.hex,
+        "limit": batch,
+    }
+    return [(SQLITE_RESCUE, rescue), (SQLITE_CLAIM, claim)]
+
+
+def sqlite_complete(row: Any) -> Statements:
+    task_id, attempt = uuid.UUID(row[0]), row[ATTEMPT]
+    now = sqlite_text(datetime.now(UTC))
+    close = {"summary": "done", "now": now, "task_id": task_id.hex, "attempt": attempt}
+    record = {
+        "attempt_id": uuid.uuid4().hex,
+        "run_id": row[1],
+        "task_id": task_id.hex,
+        "attempt": attempt,
+        "summary": "done",
+        "now": now,
+    }
+    payload = json.dumps({"task_id": str(task_id), "attempt": attempt})
+    journal = {"run_id": row[1], "now": now, "payload": payload}
+    return [
+        (SQLITE_CLOSE, close),
+        (SQLITE_RECORD_ATTEMPT, record),
+        (SQLITE_JOURNAL, journal),
+    ]
+
+
+def postgres_claim(worker: str, run_id: uuid.UUID, batch: int) -> Statements:
+    claim = {"run_id": run_id, "limit": batch, "worker": worker, "lease": LEASE}
+    return [(POSTGRES_CLAIM, claim)]
+
+
+def postgres_complete(row: Any) -> Statements:
+    close = {"summary": "done", "task_id": row[0], "attempt": row[ATTEMPT]}
+    return [(POSTGRES_COMPLETE, close)]
+
+
 @dataclass(frozen=True)
 class HandWritten:
-    """The library's claim and complete as SQL written by hand for one driver, with the
-    parameters that driver takes."""
+    """The library's claim and completion by hand for one driver: the statements, with
+    the parameters that driver takes."""
 
-    claim: str
-    complete: str
-    claim_parameters: Callable[[str, uuid.UUID, int], tuple[Any, ...]]
-    complete_parameters: Callable[[Any, int], tuple[Any, ...]]
-
-
-def _sqlite_claim_parameters(worker: str, run_id: uuid.UUID, batch: int) -> tuple[Any, ...]:
-    now = datetime.now(UTC)
-    return (worker, sqlite_text(now + LEASE), sqlite_text(now), run_id.hex, batch)
+    claim: Callable[[str, uuid.UUID, int], Statements]
+    complete: Callable[[Any], Statements]
 
 
 HAND_WRITTEN = {
-    "sqlite": HandWritten(
-        SQLITE_CLAIM,
-        SQLITE_COMPLETE,
-        _sqlite_claim_parameters,
-        lambda task_id, attempt: ("done", sqlite_text(datetime.now(UTC)), task_id, attempt),
-    ),
-    "postgresql": HandWritten(
-        POSTGRES_CLAIM,
-        POSTGRES_COMPLETE,
-        lambda worker, run_id, batch: (run_id, batch, worker, LEASE, datetime.now(UTC)),
-        lambda task_id, attempt: ("done", datetime.now(UTC), task_id, attempt),
-    ),
+    "sqlite": HandWritten(sqlite_claim, sqlite_complete),
+    "postgresql": HandWritten(postgres_claim, postgres_complete),
 }
 
-# Runs one statement in a transaction of its own and returns its rows.
-Transact = Callable[[str, tuple[Any, ...]], list[Any]]
+# Runs statements in one transaction (one alone: in autocommit, where the library does)
+# and returns the rows of each.
+Transact = Callable[[Statements], list[list[Any]]]
 
 
 def hand_written_drain(
     drain: Drain, worker: str, ready: Callable[[], None], transact: Transact
 ) -> list[Claimed]:
-    """The library's drain loop on the hand-written SQL, each statement run by
-    ``transact``."""
+    """The library's drain loop on the hand-written SQL, each step run by ``transact``."""
     sql = HAND_WRITTEN["sqlite" if drain.url.startswith("sqlite") else "postgresql"]
     run_id = uuid.UUID(drain.run_id)
     ready()
     claimed: list[Claimed] = []
-    while rows := transact(sql.claim, sql.claim_parameters(worker, run_id, drain.batch)):
-        for row in sorted(rows, key=lambda r: (r[8], r[0])):  # plan order
-            task_id, attempt = row[0], row[10]
+    while True:
+        *rescued, rows = transact(sql.claim(worker, run_id, drain.batch))
+        assert not any(rescued), "a lease ran out during the drain"
+        if not rows:
+            return claimed
+        for row in sorted(rows, key=lambda r: (r[POSITION], r[0])):  # plan order
             if drain.complete:
-                done = transact(sql.complete, sql.complete_parameters(task_id, attempt))
-                assert done, task_id
-            claimed.append((str(uuid.UUID(str(task_id))), attempt))
-    return claimed
+                closed = transact(sql.complete(row))[0]
+                assert closed, row[0]
+            claimed.append((str(uuid.UUID(str(row[0]))), row[ATTEMPT]))
 
 
 def raw_drain(drain: Drain, worker: str, ready: Callable[[], None]) -> list[Claimed]:
@@ -148,33 +249,42 @@ def raw_drain(drain: Drain, worker: str, ready: Callable[[], None]) -> list[Clai
     if drain.url.startswith("sqlite"):
         lite = raw_sqlite_connect(drain.url)
 
-        def transact(sql: str, parameters: tuple[Any, ...]) -> list[Any]:
+        def transact(statements: Statements) -> list[list[Any]]:
             lite.execute("BEGIN IMMEDIATE")
-            rows = lite.execute(sql, parameters).fetchall()
+            results = [lite.execute(sql, parameters).fetchall() for sql, parameters in statements]
             lite.execute("COMMIT")
-            return rows
+            return results
 
         with contextlib.closing(lite):
             return hand_written_drain(drain, worker, ready, transact)
     with raw_postgres_connect(drain.url) as pg:
+        pg.autocommit = True  # each step is one statement
 
-        def transact(sql: str, parameters: tuple[Any, ...]) -> list[Any]:
-            rows = pg.execute(sql, parameters).fetchall()
-            pg.commit()
-            return rows
+        def one_statement(statements: Statements) -> list[list[Any]]:
+            [(sql, parameters)] = statements
+            return [pg.execute(sql, parameters).fetchall()]
 
-        return hand_written_drain(drain, worker, ready, transact)
+        return hand_written_drain(drain, worker, ready, one_statement)
 
 
 def sqlalchemy_drain(drain: Drain, worker: str, ready: Callable[[], None]) -> list[Claimed]:
     """The same hand-written SQL through SQLAlchemy Connections of agentstore's engine (a
-    pooled connection and a transaction per statement, as the library runs them) but no
-    agentstore code and no type processing: the floor of any library built on them."""
+    pooled connection per step, in a transaction or autocommit as the library runs it)
+    but no agentstore code and no type processing: the floor of any library built on
+    them."""
     engine = create_engine(drain.url)
+    autocommit = engine.dialect.name == "postgresql"
 
-    def transact(sql: str, parameters: tuple[Any, ...]) -> list[Any]:
-        with engine.begin() as connection:
-            return list(connection.exec_driver_sql(sql, parameters).fetchall())
+    def transact(statements: Statements) -> list[list[Any]]:
+        with engine.connect() as connection:
+            if autocommit:
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+            results = []
+            for sql, parameters in statements:
+                result = connection.exec_driver_sql(sql, parameters)
+                results.append(list(result.fetchall()) if result.returns_rows else [])
+            connection.commit()
+            return results
 
     try:
         with engine.connect():  # connect before the clock starts

@@ -20,8 +20,10 @@ def test_every_benchmark_runs_at_smoke_scale(dialect: str, request: pytest.Fixtu
         command += ["--postgres-url", request.getfixturevalue("postgres_admin_url")]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    rows = [line for line in result.stdout.splitlines() if line.startswith(("claim", "append"))]
+    rows = [
+        line for line in result.stdout.splitlines() if line.startswith(("claim", "append", "peers"))
+    ]
     drains = [line for line in rows if "drains" in line]
     assert drains and all("exactly once: 0 double claims, 0 lost" in line for line in drains)
-    for benchmark in ("claim", "async_claim", "wakeup", "append", "listing", "snapshot"):
+    for benchmark in ("claim", "async_claim", "wakeup", "peers", "append", "listing", "snapshot"):
         assert f"== {benchmark}" in result.stdout
