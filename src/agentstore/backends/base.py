@@ -140,11 +140,10 @@ class Backend(ABC):
         return None
 
     @abstractmethod
-    def claimable(self, candidates: sa.Select[Any], key: Any, name: str = "claimable") -> Any:
+    def claimable(self, candidates: sa.Select[Any], key: Any) -> Any:
         """The WHERE criterion of an atomic claim: rows whose ``key`` is among
         ``candidates`` (a SELECT of keys with its own ORDER BY and LIMIT), taken so that
-        concurrent claimers never get the same row. ``name`` names whatever the claim
-        adds to the statement (two claims may share one statement)."""
+        concurrent claimers never get the same row."""
 
     @abstractmethod
     def transaction_id(self) -> sa.ColumnElement[int]:

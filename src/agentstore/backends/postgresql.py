@@ -129,10 +129,14 @@ class PostgresBackend(Backend):
     def lease_parameter(self, lease: timedelta) -> Any:
         return lease  # added to the server's clock
 
-    def claimable(self, candidates: sa.Select[Any], key: Any, name: str = "claimable") -> Any:
+    def claimable(self, candidates: sa.Select[Any], key: Any) -> Any:
         # Lock the chosen rows, skipping rows another claimer holds; MATERIALIZED makes
         # the planner run the locking SELECT exactly once, before the UPDATE.
-        chosen = candidates.with_for_update(skip_locked=True).cte(name).prefix_with("MATERIALIZED")
+        chosen = (
+            candidates.with_for_update(skip_locked=True)
+            .cte("claimable")
+            .prefix_with("MATERIALIZED")
+        )
         return key.in_(sa.select(chosen.c[0]))
 
     def transaction_id(self) -> sa.ColumnElement[int]:

@@ -115,7 +115,7 @@ class SQLiteBackend(Backend):
     def lease_parameter(self, lease: timedelta) -> Any:
         return datetime.now(UTC) + lease  # the local clock is the database's
 
-    def claimable(self, candidates: sa.Select[Any], key: Any, name: str = "claimable") -> Any:
+    def claimable(self, candidates: sa.Select[Any], key: Any) -> Any:
         # Write transactions begin IMMEDIATE, so the database's one writer runs the whole
         # UPDATE … WHERE key IN (SELECT … LIMIT n) before any other claimer reads.
         return key.in_(candidates)

@@ -45,33 +45,18 @@ EXHAUSTED = sa.and_(
 )
 CANCELLED = TASKS.c.cancel_reason.is_not(None)
 RELEASED = {"claimed_by": None, "lease_expires_at": None}
-#: The values that end a claim: ``:new_status``, ``:summary``, ``:blocker``.
-CLOSING: dict[str, Any] = {
-    "status": sa.bindparam("new_status", type_=sa.String),
-    "implementation_summary": sa.bindparam("summary", type_=sa.Text),
-    "blocker_signature": sa.bindparam("blocker", type_=sa.String),
-    **RELEASED,
-}
 
 
-def claim(
-    backend: Backend,
-    *,
-    in_run: bool,
-    only_if: tuple[sa.ColumnElement[bool], ...] = (),
-    name: str = "claimable",
-) -> sa.Update:
+def _claim(backend: Backend, *, in_run: bool) -> sa.Update:
     """The atomic claim of up to ``:limit`` available pending tasks of runs that are not
     paused, for ``:worker`` under a lease (``:lease``): of the run ``:in_run`` in plan
-    order, or of any run by priority, then time available, then plan order. ``only_if``:
-    conditions on the whole claim (see ``task_steps``)."""
+    order, or of any run by priority, then time available, then plan order."""
     candidates = (
         sa.select(TASKS.c.id)
         .where(
             IS_PENDING,
             TASKS.c.available_at <= backend.deadline("now"),
             RUN_NOT_PAUSED,
-            *only_if,
         )
         .limit(sa.bindparam("limit"))
     )
@@ -87,7 +72,7 @@ def claim(
         )
     return (
         sa.update(TASKS)
-        .where(backend.claimable(candidates, TASKS.c.id, name))
+        .where(backend.claimable(candidates, TASKS.c.id))
         .values(
             status=TaskStatus.IN_PROGRESS.value,
             attempt_count=TASKS.c.attempt_count + 1,
@@ -98,24 +83,19 @@ def claim(
     )
 
 
-def rescue(
-    backend: Backend,
-    *,
-    only_if: tuple[sa.ColumnElement[bool], ...] = (),
-    name: str = "rescuable",
-) -> sa.Update:
+def _rescue(backend: Backend) -> sa.Update:
     """Up to ``:rescue_limit`` tasks whose lease ran out (their worker died or stalled):
     pending again at once, or ``blocked`` (``lease_expired``) once they used
     ``max_attempts``, or ``abandoned`` if someone cancelled them meanwhile."""
     now = backend.deadline("now")
     candidates = (
         sa.select(TASKS.c.id)
-        .where(IS_HELD, TASKS.c.lease_expires_at < now, *only_if)
+        .where(IS_HELD, TASKS.c.lease_expires_at < now)
         .limit(sa.bindparam("rescue_limit"))
     )
     return (
         sa.update(TASKS)
-        .where(backend.claimable(candidates, TASKS.c.id, name))
+        .where(backend.claimable(candidates, TASKS.c.id))
         .values(
             status=sa.case(
                 (CANCELLED, TaskStatus.ABANDONED.value),
@@ -128,11 +108,11 @@ def rescue(
             available_at=now,
             **RELEASED,
         )
-        .returning(*TASK_COLUMNS)
+        .returning(TASKS.c.id, TASKS.c.run_id, TASKS.c.attempt_count, TASKS.c.status)
     )
 
 
-def held(values: dict[str, Any], from_statuses: tuple[TaskStatus, ...]) -> sa.Update:
+def _held(values: dict[str, Any], from_statuses: tuple[TaskStatus, ...]) -> sa.Update:
     """An UPDATE of the task ``:task_id`` that applies only while its status is among
     ``from_statuses`` and, unless ``:attempt`` is NULL, its claim is that attempt."""
     attempt = sa.bindparam("attempt", type_=sa.Integer)
@@ -172,7 +152,13 @@ class Statements:
 
 @functools.cache
 def statements(backend: Backend) -> Statements:
-    new_status = CLOSING["status"]
+    new_status: sa.BindParameter[str] = sa.bindparam("new_status")
+    closing: dict[str, Any] = {
+        "status": new_status,
+        "implementation_summary": sa.bindparam("summary"),
+        "blocker_signature": sa.bindparam("blocker"),
+        **RELEASED,
+    }
     retrying: dict[str, Any] = {
         "status": sa.case((CANCELLED, TaskStatus.ABANDONED.value), else_=new_status),
         "blocker_signature": sa.bindparam("blocker"),
@@ -181,14 +167,14 @@ def statements(backend: Backend) -> Statements:
     }
     cancelling: dict[str, Any] = {"cancel_reason": sa.bindparam("reason")}
     return Statements(
-        claim_in_run=claim(backend, in_run=True),
-        claim_any_run=claim(backend, in_run=False),
-        rescue=rescue(backend),
-        close=held(CLOSING, HELD),
-        close_unclaimed=held(CLOSING, (TaskStatus.PENDING, *HELD)),
-        retry=held(retrying, HELD),
-        extend_lease=held({"lease_expires_at": backend.deadline("lease")}, HELD),
-        release=held(
+        claim_in_run=_claim(backend, in_run=True),
+        claim_any_run=_claim(backend, in_run=False),
+        rescue=_rescue(backend),
+        close=_held(closing, HELD),
+        close_unclaimed=_held(closing, (TaskStatus.PENDING, *HELD)),
+        retry=_held(retrying, HELD),
+        extend_lease=_held({"lease_expires_at": backend.deadline("lease")}, HELD),
+        release=_held(
             {
                 "status": sa.case(
                     (CANCELLED, TaskStatus.ABANDONED.value), else_=TaskStatus.PENDING.value
@@ -198,9 +184,9 @@ def statements(backend: Backend) -> Statements:
             },
             HELD,
         ),
-        cancel_pending=held(
+        cancel_pending=_held(
             {**cancelling, "status": TaskStatus.ABANDONED.value}, (TaskStatus.PENDING,)
         ),
-        request_cancel=held(cancelling, HELD),
+        request_cancel=_held(cancelling, HELD),
         record_attempt=backend.insert(ATTEMPTS).on_conflict_do_nothing(),
     )
