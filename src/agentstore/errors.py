@@ -8,6 +8,8 @@ database as it was before the call.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class AgentStoreError(Exception):
     """Base class of every error agentstore raises."""
@@ -27,13 +29,34 @@ class ConflictError(AgentStoreError):
     """The write would duplicate a row that must be unique."""
 
 
-class InvalidTransitionError(AgentStoreError):
-    """The row exists but its current status does not allow this change."""
+class _RefusedByState(AgentStoreError):
+    """A change the row's current state refuses. ``status``: the row's status when it was
+    refused; ``attempt``: a task's attempt count then (None for other rows), so that a
+    caller can act on the refusal without reading the row back."""
+
+    def __init__(self, message: str, *, status: str, attempt: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.attempt = attempt
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keep the fields across processes
+        return (_rebuild, (type(self), str(self), self.status, self.attempt))
 
 
-class StaleClaimError(AgentStoreError):
+def _rebuild(
+    cls: type[_RefusedByState], message: str, status: str, attempt: int | None
+) -> _RefusedByState:
+    return cls(message, status=status, attempt=attempt)
+
+
+class InvalidTransitionError(_RefusedByState):
+    """The row exists but its current status (``status``) does not allow this change."""
+
+
+class StaleClaimError(_RefusedByState):
     """A fencing token (an attempt number) no longer matches: the task was requeued,
-    abandoned or claimed again since the caller claimed it."""
+    abandoned or claimed again since the caller claimed it (``status`` and ``attempt``:
+    where the task is now)."""
 
 
 class UnsupportedDatabaseError(AgentStoreError):

@@ -225,7 +225,10 @@ class ExecutionRepository(Repository):
         scope_id, id = _scope(scope_id), validation.identifier(id, "id")
         current = self._get(scope_id, id, lock=True)
         if current.status in TERMINAL_EXECUTION_STATUSES:
-            raise InvalidTransitionError(f"execution {id} already ended ({current.status.value})")
+            raise InvalidTransitionError(
+                f"execution {id} already ended ({current.status.value})",
+                status=current.status.value,
+            )
         if values.get("completed_at") is not None:
             values["duration_ms"] = _milliseconds(current.started_at, values["completed_at"])
         if not values:
@@ -378,7 +381,9 @@ class ExecutionRepository(Repository):
         if row is None:
             raise NotFoundError(f"tool call {id} not found in scope {scope_id!r}")
         if row.status != ToolCallStatus.RUNNING.value:
-            raise InvalidTransitionError(f"tool call {id} already ended ({row.status})")
+            raise InvalidTransitionError(
+                f"tool call {id} already ended ({row.status})", status=row.status
+            )
         values["duration_ms"] = _milliseconds(row.started_at, end)
         updated = self._connection.execute(
             sa.update(ExecutionToolCall)
@@ -466,7 +471,9 @@ class ExecutionRepository(Repository):
         if current is None:
             raise NotFoundError(f"interaction {id} not found in scope {scope_id!r}")
         if current.status != InteractionStatus.PENDING.value:
-            raise InvalidTransitionError(f"interaction {id} is already {current.status}")
+            raise InvalidTransitionError(
+                f"interaction {id} is already {current.status}", status=current.status
+            )
         row = connection.execute(
             sa.update(ExecutionInteraction)
             .where(*in_scope)
@@ -562,7 +569,8 @@ class ExecutionRepository(Repository):
         if not moved:
             current = self._get(scope_id, execution_id)
             raise InvalidTransitionError(
-                f"execution {execution_id} already ended ({current.status.value})"
+                f"execution {execution_id} already ended ({current.status.value})",
+                status=current.status.value,
             )
 
 

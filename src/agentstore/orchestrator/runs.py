@@ -199,7 +199,8 @@ class RunRepository(Repository):
         if row is None:
             current = self.get(run_id)
             raise InvalidTransitionError(
-                f"cannot move run {run_id} to {to.value}: it is {current.status.value}"
+                f"cannot move run {run_id} to {to.value}: it is {current.status.value}",
+                status=current.status.value,
             )
         event = {"run_id": run_id, "source": "system", "kind": kind, "message": message}
         insert_events(self._connection, self._backend, [event])

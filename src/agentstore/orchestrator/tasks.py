@@ -381,7 +381,9 @@ class TaskRepository(Repository):
                 return task
         current = self._get(task_id)
         raise InvalidTransitionError(
-            f"cannot cancel task {task_id}: it has ended ({current.status.value})"
+            f"cannot cancel task {task_id}: it has ended ({current.status.value})",
+            status=current.status.value,
+            attempt=current.attempt_count,
         )
 
     @writes
@@ -645,8 +647,12 @@ class TaskRepository(Repository):
         ):
             raise StaleClaimError(
                 f"cannot {action} task {task_id}: attempt {attempt} is no longer its claim "
-                f"(now {current.status.value}, attempt {current.attempt_count})"
+                f"(now {current.status.value}, attempt {current.attempt_count})",
+                status=current.status.value,
+                attempt=current.attempt_count,
             )
         raise InvalidTransitionError(
-            f"cannot {action} task {task_id}: it is {current.status.value}"
+            f"cannot {action} task {task_id}: it is {current.status.value}",
+            status=current.status.value,
+            attempt=current.attempt_count,
         )
