@@ -170,6 +170,17 @@ def plan_tasks(url: str, jobs: int) -> tuple[str, list[str]]:
     return str(run.id), [str(task.id) for task in tasks]
 
 
+def worker_options(drain: Drain) -> dict[str, Any]:
+    """The worker's settings on either face. ``listen=False``: every task is planned
+    before the clock starts, so NOTIFY has nothing to wake."""
+    return {
+        "run_id": uuid.UUID(drain.run_id),
+        "concurrency": drain.batch,  # a worker claims no more than it has free slots
+        "batch": drain.batch,
+        "listen": False,
+    }
+
+
 def agentstore_work(drain: Drain, ready: Ready) -> None:
     run_id = uuid.UUID(drain.run_id)
     with psycopg.connect(drain.dsn, autocommit=True) as log, AgentStore.open(drain.url) as store:
@@ -178,14 +189,7 @@ def agentstore_work(drain: Drain, ready: Ready) -> None:
             log.execute(LOG_JOB, (str(context.task.id),))
 
         store.runs.get(run_id)  # connect before the clock starts
-        worker = Worker(
-            store,
-            handler,
-            run_id=run_id,
-            concurrency=drain.batch,  # a worker claims no more than it has free slots
-            batch=drain.batch,
-            listen=False,
-        )
+        worker = Worker(store, handler, **worker_options(drain))
         ready()
         worker.run(until_idle=True)
 
@@ -203,14 +207,7 @@ async def _agentstore_async(drain: Drain, ready: Ready) -> None:
             await log.execute(LOG_JOB, (str(context.task.id),))
 
         await store.runs.get(run_id)  # connect before the clock starts
-        worker = Worker(
-            store,
-            handler,
-            run_id=run_id,
-            concurrency=drain.batch,  # a worker claims no more than it has free slots
-            batch=drain.batch,
-            listen=False,
-        )
+        worker = Worker(store, handler, **worker_options(drain))
         ready()  # blocks the event loop, on which nothing runs yet
         await worker.run_async(until_idle=True)
 

@@ -24,6 +24,14 @@ ATTEMPTS = core_table(TaskAttempt)
 TASK_COLUMNS = tuple(TASKS.c)
 HELD = (TaskStatus.IN_PROGRESS,)  # the status of a task a worker holds
 LEASE_EXPIRED = "lease_expired"
+#: A rescue's record of the attempt it ends, and its journal entry (event kind,
+#: message) by the task's new status.
+LEASE_LOST = "The lease expired before the holder finished."
+RESCUE_JOURNAL = {
+    TaskStatus.PENDING.value: ("lease_expired_requeued", "Lease expired; task requeued."),
+    TaskStatus.BLOCKED.value: ("lease_expired_blocked", "Lease expired; attempts used up."),
+    TaskStatus.ABANDONED.value: ("lease_expired_abandoned", "Lease expired; task cancelled."),
+}
 ATTEMPTS_EXHAUSTED = "attempts_exhausted"
 #: How many expired leases one claim rescues at most (the next claims take the rest).
 RESCUE_BATCH = 100

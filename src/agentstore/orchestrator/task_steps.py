@@ -28,11 +28,18 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from uuid import UUID
 
 import sqlalchemy as sa
 
 from agentstore.backends import Backend
-from agentstore.orchestrator.task_statements import ATTEMPTS, TASK_COLUMNS
+from agentstore.orchestrator.task_statements import (
+    ATTEMPTS,
+    LEASE_EXPIRED,
+    LEASE_LOST,
+    RESCUE_JOURNAL,
+    TASK_COLUMNS,
+)
 
 CLOSED, RESCUED, CLAIMED = "closed", "rescued", "claimed"
 #: A step: task rows, each tagged with its part.
@@ -46,6 +53,20 @@ _ATTEMPT = (
 )
 _EVENT = "INSERT INTO events (run_id, ts, source, kind, message, payload, transaction_id)"
 _PAYLOAD = "jsonb_build_object('task_id', CAST(id AS text), 'attempt', attempt_count)"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _by_rescued_status(part: int) -> str:
+    """The rescue's journal entry (``RESCUE_JOURNAL``: 0 the kind, 1 the message)."""
+    cases = " ".join(
+        f"WHEN {_literal(status)} THEN {_literal(entry[part])}"
+        for status, entry in RESCUE_JOURNAL.items()
+    )
+    return f"CASE status {cases} END"
+
 
 # Expired leases (``:rescue_limit`` at most): pending again, or blocked once their
 # attempts are used, or abandoned if cancelled; each lost attempt recorded and journalled.
@@ -62,15 +83,10 @@ rescued AS (
     WHERE id IN (SELECT id FROM rescuable) RETURNING tasks.*),
 rescued_attempts AS ({_ATTEMPT}
     SELECT gen_random_uuid(), run_id, id, attempt_count, 'failed',
-        'The lease expired before the holder finished.', 'lease_expired', '{{{{}}}}', now()
+        {_literal(LEASE_LOST)}, {_literal(LEASE_EXPIRED)}, '{{{{}}}}', now()
     FROM rescued ON CONFLICT DO NOTHING),
 rescued_events AS ({_EVENT}
-    SELECT run_id, now(), 'system',
-        CASE status WHEN 'pending' THEN 'lease_expired_requeued'
-            WHEN 'blocked' THEN 'lease_expired_blocked' ELSE 'lease_expired_abandoned' END,
-        CASE status WHEN 'pending' THEN 'Lease expired; task requeued.'
-            WHEN 'blocked' THEN 'Lease expired; attempts used up.'
-            ELSE 'Lease expired; task cancelled.' END,
+    SELECT run_id, now(), 'system', {_by_rescued_status(0)}, {_by_rescued_status(1)},
         {_PAYLOAD}, {_XID}
     FROM rescued)"""
 
@@ -89,7 +105,8 @@ _IN_RUN = ("AND run_id = :in_run", "position")
 _ANY_RUN = ("", "priority DESC, available_at, position, id")
 
 # End the claim ``:attempt`` (NULL: any) on ``:task_id`` with ``:new_status``,
-# ``:summary``, ``:blocker``; record the attempt (``:result``) and journal it.
+# ``:summary``, ``:blocker``; record the attempt (``:result``) and journal it (``:kind``,
+# ``:message``).
 _CLOSE = f"""closed AS (
     UPDATE tasks SET status = :new_status, implementation_summary = :summary,
         blocker_signature = :blocker, claimed_by = NULL, lease_expires_at = NULL,
@@ -102,8 +119,7 @@ closed_attempt AS ({_ATTEMPT}
         coalesce(implementation_summary, ''), blocker_signature, :result, now()
     FROM closed ON CONFLICT DO NOTHING),
 closed_event AS ({_EVENT}
-    SELECT run_id, now(), 'system', 'task_' || status, 'Task ' || status || '.',
-        {_PAYLOAD}, {_XID}
+    SELECT run_id, now(), 'system', :kind, :message, {_PAYLOAD}, {_XID}
     FROM closed)"""
 # What the rest of a step that ends a claim runs under.
 _WENT_THROUGH = "AND EXISTS (SELECT FROM closed)"
@@ -137,13 +153,19 @@ def _close_and_claim_step(run: tuple[str, str]) -> Step:
 class Steps:
     """Parameters: a claim's (``:worker``, ``:lease``, ``:limit``, ``:in_run``,
     ``:rescue_limit``), an ending's (``:task_id``, ``:attempt``, ``:new_status``,
-    ``:summary``, ``:blocker``, ``:result``)."""
+    ``:summary``, ``:blocker``, ``:result``, ``:kind``, ``:message``)."""
 
     claim_in_run: Step
     claim_any_run: Step
     close: Step
     close_and_claim_in_run: Step
     close_and_claim_any_run: Step
+
+    def claim(self, run_id: UUID | None) -> Step:
+        return self.claim_any_run if run_id is None else self.claim_in_run
+
+    def close_and_claim(self, run_id: UUID | None) -> Step:
+        return self.close_and_claim_any_run if run_id is None else self.close_and_claim_in_run
 
 
 @functools.cache

@@ -37,7 +37,9 @@ from agentstore.orchestrator.task_statements import (
     IS_HELD,
     IS_PENDING,
     LEASE_EXPIRED,
+    LEASE_LOST,
     RESCUE_BATCH,
+    RESCUE_JOURNAL,
     RUN_NOT_PAUSED,
     TASK_COLUMNS,
     TASKS,
@@ -51,12 +53,7 @@ from agentstore.validation import Id
 __all__ = ["LEASE_EXPIRED", "Handoff", "TaskDraft", "TaskRecord", "TaskRepository"]
 
 NOW = timedelta(0)
-# How each ending is journalled: (event kind, message), by the task's new status.
-_RESCUED = {
-    TaskStatus.PENDING.value: ("lease_expired_requeued", "Lease expired; task requeued."),
-    TaskStatus.BLOCKED.value: ("lease_expired_blocked", "Lease expired; attempts used up."),
-    TaskStatus.ABANDONED.value: ("lease_expired_abandoned", "Lease expired; task cancelled."),
-}
+# How a failure is journalled: (event kind, message), by the task's new status.
 _FAILED = {
     TaskStatus.PENDING.value: ("task_retry_scheduled", "Attempt failed; task will be retried."),
     TaskStatus.BLOCKED.value: ("task_blocked", "Attempt failed; attempts used up."),
@@ -169,17 +166,16 @@ class TaskRepository(Repository):
         validation.positive_int(limit, "limit", maximum=1000)
         run_id = validation.optional_identifier(run_id, "run_id")
         one_statement = steps(self._backend)
-        if one_statement is None:
-            self._rescue(RESCUE_BATCH)
-            # After the rescue: on SQLite "now" is the caller's clock when bound.
+        if one_statement is not None:
             params = self._claim_parameters(worker, run_id, lease, limit)
-            found = statements(self._backend)
-            claim = found.claim_any_run if run_id is None else found.claim_in_run
-            rows = self._connection.execute(claim, params)
-            return self._in_claim_order([TaskRecord.from_row(row) for row in rows], run_id)
+            return self._claimed(self._step(one_statement.claim(run_id), params), params)
+        self._rescue(RESCUE_BATCH)
+        # After the rescue: on SQLite "now" is the caller's clock when bound.
         params = self._claim_parameters(worker, run_id, lease, limit)
-        step = one_statement.claim_any_run if run_id is None else one_statement.claim_in_run
-        return self._claimed(self._step(step, params), params)
+        found = statements(self._backend)
+        claim = found.claim_any_run if run_id is None else found.claim_in_run
+        rows = self._connection.execute(claim, params)
+        return self._in_claim_order([TaskRecord.from_row(row) for row in rows], run_id)
 
     @writes_in_one_statement
     def complete_and_claim(
@@ -215,11 +211,7 @@ class TaskRepository(Repository):
             return Handoff(
                 completed, self.claim_next(worker, run_id=run_id, lease=lease, limit=limit)
             )
-        step = (
-            one_statement.close_and_claim_any_run
-            if run_id is None
-            else one_statement.close_and_claim_in_run
-        )
+        step = one_statement.close_and_claim(run_id)
         claim_params = self._claim_parameters(worker, run_id, lease, limit)
         ending = self._ending(task_id, attempt, TaskStatus.COMPLETED, summary, None, result)
         parts = self._step(step, {**claim_params, **ending})
@@ -451,7 +443,7 @@ class TaskRepository(Repository):
                     "task_id": row.id,
                     "attempt_number": row.attempt_count,
                     "status": AttemptStatus.FAILED.value,
-                    "summary": "The lease expired before the holder finished.",
+                    "summary": LEASE_LOST,
                     "blocker_signature": LEASE_EXPIRED,
                     "result": {},
                 }
@@ -465,8 +457,8 @@ class TaskRepository(Repository):
                 {
                     "run_id": row.run_id,
                     "source": "system",
-                    "kind": _RESCUED[row.status][0],
-                    "message": _RESCUED[row.status][1],
+                    "kind": RESCUE_JOURNAL[row.status][0],
+                    "message": RESCUE_JOURNAL[row.status][1],
                     "payload": {"task_id": str(row.id), "attempt": row.attempt_count},
                 }
                 for row in rows
@@ -562,9 +554,8 @@ class TaskRepository(Repository):
         if parts[RESCUED] and len(claimed) < params["limit"]:
             found = steps(self._backend)
             assert found is not None
-            step = found.claim_any_run if run_id is None else found.claim_in_run
             more = {**params, "limit": params["limit"] - len(claimed)}
-            claimed = claimed + self._step(step, more)[CLAIMED]
+            claimed = claimed + self._step(found.claim(run_id), more)[CLAIMED]
         return self._in_claim_order(claimed, run_id)
 
     @staticmethod
