@@ -265,15 +265,17 @@ class AsyncTasks:
         )
 
     async def complete(
-        self, task_id: Id, summary: str, *, attempt: int | None = None, result: Any = None
+        self, task_id: Id, summary: str, *, attempt: int, result: Any = None
     ) -> TaskRecord:
         """Mark an ``in_progress`` task completed with its implementation summary, and
         record the attempt (with ``result``, any JSON value) and a ``task_completed``
         event.
 
-        ``attempt`` is the fencing token from the claim. Raises ``StaleClaimError`` (the
-        claim is no longer current), ``InvalidTransitionError`` (the task is not in
-        progress), ``NotFoundError``, ``ValidationError``."""
+        ``attempt`` is the fencing token from the claim. Made again after it committed
+        (its reply was lost), the same completion under the same attempt returns the task
+        and writes nothing. Raises ``StaleClaimError`` (the claim is no longer current),
+        ``InvalidTransitionError`` (the task is not in progress, or ended otherwise),
+        ``NotFoundError``, ``ValidationError``."""
         return await self._calls.write(
             TaskRepository,
             TaskRepository.complete,
@@ -284,15 +286,10 @@ class AsyncTasks:
         )
 
     async def block(
-        self,
-        task_id: Id,
-        summary: str | None,
-        blocker_signature: str | None,
-        *,
-        attempt: int | None = None,
+        self, task_id: Id, summary: str | None, blocker_signature: str | None, *, attempt: int
     ) -> TaskRecord:
         """Mark an ``in_progress`` task blocked, recording the attempt and a
-        ``task_blocked`` event. Raises as ``complete``."""
+        ``task_blocked`` event. A retry returns the task, and raises, as ``complete``."""
         return await self._calls.write(
             TaskRepository,
             TaskRepository.block,
@@ -309,7 +306,9 @@ class AsyncTasks:
         available before a backoff (``retry_in``, else the task's own ``Backoff``, else
         the store's), or ``blocked`` (``attempts_exhausted``) once it used
         ``max_attempts``, or ``abandoned`` if it was cancelled. Records the failed
-        attempt (``error`` as its summary) and a journal event. Raises as ``complete``."""
+        attempt (``error`` as its summary) and a journal event. A retry (the same
+        ``error`` under the same attempt) returns the task as it is now, and raises, as
+        ``complete``."""
         return await self._calls.write(
             TaskRepository, TaskRepository.fail, task_id, error, attempt=attempt, retry_in=retry_in
         )
@@ -323,8 +322,8 @@ class AsyncTasks:
         attempt: int | None = None,
     ) -> TaskRecord:
         """Abandon a pending or in-progress task, journalling ``task_abandoned``. With
-        ``attempt``, only the holder of that claim may, and its attempt is recorded.
-        Raises as ``complete``."""
+        ``attempt``, only the holder of that claim may, and its attempt is recorded (a
+        retry then returns the task, as ``complete``). Raises as ``complete``."""
         return await self._calls.write(
             TaskRepository,
             TaskRepository.abandon,
@@ -352,8 +351,10 @@ class AsyncTasks:
     async def cancel(self, task_id: Id, reason: str) -> TaskRecord:
         """Cancel a task: a pending one is ``abandoned`` at once (``task_cancelled``); a
         held one is marked ``cancel_requested`` (``task_cancel_requested``) and its holder
-        learns it from its next heartbeat. Raises ``InvalidTransitionError`` (the task
-        has already ended), ``NotFoundError``, ``ValidationError``."""
+        learns it from its next heartbeat. Cancelling again with the same ``reason``
+        returns the task and writes nothing. Raises ``InvalidTransitionError`` (the task
+        has ended, or was cancelled for another reason), ``NotFoundError``,
+        ``ValidationError``."""
         return await self._calls.write(TaskRepository, TaskRepository.cancel, task_id, reason)
 
     async def requeue_in_progress(self, run_id: Id) -> int:
@@ -590,14 +591,20 @@ class AsyncExecutions(AsyncExecutionsExtras):
         id: Id,
         status: str,
         *,
-        result: Any = None,
-        error_text: str | None = None,
-        logs: list[str] | None = None,
+        result: Any = UNSET,
+        error_text: str | Unset | None = UNSET,
+        logs: list[str] | Unset | None = UNSET,
         completed_at: datetime | None = None,
     ) -> ExecutionRecord:
         """End a running (or pending, or waiting) execution as completed, failed or
-        cancelled; sets the completion time and ``duration_ms``. Raises
-        ``InvalidTransitionError`` (already ended), ``NotFoundError``, ``ValidationError``."""
+        cancelled; sets the completion time (now, unless given) and ``duration_ms``.
+        ``result``, ``error_text`` and ``logs`` change only when given (None clears one):
+        a result stored by ``update`` stays.
+
+        Made again after it committed (its reply was lost), with the same status and the
+        same values given, it returns the execution and writes nothing. Raises
+        ``InvalidTransitionError`` (ended, otherwise), ``NotFoundError``,
+        ``ValidationError``."""
         return await self._calls.write(
             ExecutionRepository,
             ExecutionRepository.finish,
@@ -708,8 +715,10 @@ class AsyncExecutions(AsyncExecutionsExtras):
         error_text: str | None = None,
         completed_at: datetime | None = None,
     ) -> ToolCallRecord:
-        """End a running tool call as completed or failed, with its duration. Raises
-        ``InvalidTransitionError`` (already ended), ``NotFoundError``, ``ValidationError``."""
+        """End a running tool call as completed or failed, with its duration. Made again
+        after it committed, with the same status, result and error, it returns the tool
+        call and writes nothing. Raises ``InvalidTransitionError`` (ended otherwise),
+        ``NotFoundError``, ``ValidationError``."""
         return await self._calls.write(
             ExecutionRepository,
             ExecutionRepository.finish_tool_call,
@@ -762,8 +771,10 @@ class AsyncExecutions(AsyncExecutionsExtras):
         cancelled: bool = False,
     ) -> InteractionRecord:
         """Answer (or cancel) a pending interaction; the execution runs again once no
-        other interaction of it is pending. Raises ``InvalidTransitionError`` (already
-        answered), ``NotFoundError``, ``ValidationError``."""
+        other interaction of it is pending. Made again after it committed, with the same
+        answer, it returns the interaction and writes nothing. Raises
+        ``InvalidTransitionError`` (answered otherwise), ``NotFoundError``,
+        ``ValidationError``."""
         return await self._calls.write(
             ExecutionRepository,
             ExecutionRepository.resolve_interaction,

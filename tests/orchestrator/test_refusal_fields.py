@@ -30,7 +30,7 @@ def test_an_invalid_transition_says_the_current_status(store: AgentStore, run: R
     [task] = store.tasks.claim_next("a", run_id=run.id)
     store.tasks.complete(task.id, "done", attempt=1)
     with pytest.raises(InvalidTransitionError) as refused:
-        store.tasks.block(task.id, "stuck", None)
+        store.tasks.block(task.id, "stuck", None, attempt=1)
     assert (refused.value.status, refused.value.attempt) == ("completed", 1)
     with pytest.raises(InvalidTransitionError) as cancelled:
         store.tasks.cancel(task.id, "too late")

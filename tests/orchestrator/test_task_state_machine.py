@@ -1,11 +1,12 @@
 """Property-based: random sequences of task operations, with right and stale tokens,
 against a plain in-memory model of the task state machine. The store must agree with the
-model after every step, and refuse exactly what the model refuses."""
+model after every step, and refuse exactly what the model refuses: an ending made again
+under the same attempt is a retry, which returns the task as it is."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from agentstore import AgentStore, TaskDraft, TaskStatus
-from agentstore.errors import InvalidTransitionError, StaleClaimError
+from agentstore.errors import InvalidTransitionError, StaleClaimError, ValidationError
 
 LEASE = timedelta(minutes=5)
 
@@ -24,6 +25,7 @@ class ModelTask:
     position: int
     status: TaskStatus = TaskStatus.PENDING
     attempts: int = 0
+    ended: dict[int, str] = field(default_factory=dict)  # attempt -> how it was ended
 
 
 class TaskMachine(RuleBasedStateMachine):
@@ -85,6 +87,8 @@ class TaskMachine(RuleBasedStateMachine):
                 call()
         else:
             assert call().status == expected
+            if expected != task.status and attempt is not None and action != "heartbeat":
+                task.ended[attempt] = action
             task.status = expected
 
     @staticmethod
@@ -92,6 +96,10 @@ class TaskMachine(RuleBasedStateMachine):
         task: ModelTask, action: str, attempt: int | None
     ) -> TaskStatus | type[Exception]:
         held = task.status == TaskStatus.IN_PROGRESS
+        if attempt is None and action in ("complete", "block"):
+            return ValidationError  # the fencing token is required
+        if attempt is not None and task.ended.get(attempt) == action:
+            return task.status  # a retry: the task as it is
         allowed = (
             (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
             if (action == "abandon" and attempt is None)

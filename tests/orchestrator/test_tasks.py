@@ -154,11 +154,11 @@ def test_the_holder_finishes_its_task(store: AgentStore, run: RunRecord, finish:
     assert done.claimed_by is None and done.lease_expires_at is None
 
 
-def test_completing_a_pending_task_is_an_invalid_transition(
+def test_completing_a_task_never_claimed_is_a_stale_claim(
     store: AgentStore, run: RunRecord
 ) -> None:
     task = store.tasks.replace_pending(run.id, drafts(1))[0]
-    refused(store, InvalidTransitionError, lambda: store.tasks.complete(task.id, "done"))
+    refused(store, StaleClaimError, lambda: store.tasks.complete(task.id, "done", attempt=1))
 
 
 def test_completing_twice_is_an_invalid_transition(store: AgentStore, run: RunRecord) -> None:
@@ -168,7 +168,6 @@ def test_completing_twice_is_an_invalid_transition(store: AgentStore, run: RunRe
     refused(
         store, InvalidTransitionError, lambda: store.tasks.complete(task.id, "again", attempt=1)
     )
-    refused(store, InvalidTransitionError, lambda: store.tasks.complete(task.id, "again"))
 
 
 def test_a_requeued_task_refuses_its_old_token(store: AgentStore, run: RunRecord) -> None:

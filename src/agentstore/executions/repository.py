@@ -8,6 +8,7 @@ composite key ``(scope_id, execution_id)``.
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,7 +40,7 @@ from agentstore.statuses import (
     InteractionStatus,
     ToolCallStatus,
 )
-from agentstore.types import uuid7
+from agentstore.types import SerializedJSON, uuid7
 from agentstore.validation import Id
 
 #: How an execution was triggered: a kind such as ``"mcp"``, or a kind and a JSON object.
@@ -170,26 +171,31 @@ class ExecutionRepository(Repository):
         id: Id,
         status: str,
         *,
-        result: Any = None,
-        error_text: str | None = None,
-        logs: list[str] | None = None,
+        result: Any = UNSET,
+        error_text: str | Unset | None = UNSET,
+        logs: list[str] | Unset | None = UNSET,
         completed_at: datetime | None = None,
     ) -> ExecutionRecord:
         """End a running (or pending, or waiting) execution as completed, failed or
-        cancelled; sets the completion time and ``duration_ms``. Raises
-        ``InvalidTransitionError`` (already ended), ``NotFoundError``, ``ValidationError``."""
+        cancelled; sets the completion time (now, unless given) and ``duration_ms``.
+        ``result``, ``error_text`` and ``logs`` change only when given (None clears one):
+        a result stored by ``update`` stays.
+
+        Made again after it committed (its reply was lost), with the same status and the
+        same values given, it returns the execution and writes nothing. Raises
+        ``InvalidTransitionError`` (ended, otherwise), ``NotFoundError``,
+        ``ValidationError``."""
         ending = validation.status(status, ExecutionStatus)
         if ending not in TERMINAL_EXECUTION_STATUSES:
             raise ValidationError(f"finish needs a final status, not {ending.value!r}")
-        return self.update(
-            scope_id,
-            id,
-            status=ending,
-            result=result,
-            error_text=error_text,
-            logs=logs,
-            completed_at=validation.aware(completed_at, "completed_at") or utcnow(),
-        )
+        at = validation.aware(completed_at, "completed_at")
+        given = _changes(UNSET, result, error_text, logs, UNSET if at is None else at)
+        scope_id, id = _scope(scope_id), validation.identifier(id, "id")
+        current = self._get(scope_id, id, lock=True)
+        if current.status is ending and _holds(current, given):
+            return current  # a retry of this finish
+        given.update(status=ending.value, completed_at=given.get("completed_at") or utcnow())
+        return self._change(current, given)
 
     @writes
     def update(
@@ -206,27 +212,17 @@ class ExecutionRepository(Repository):
         """Change the fields given of an execution that has not ended (a completion time
         also sets ``duration_ms``). Raises ``InvalidTransitionError``, ``NotFoundError``,
         ``ValidationError``."""
-        values: dict[str, Any] = {}
-        if not isinstance(status, Unset):
-            values["status"] = validation.status(status, ExecutionStatus).value
-        if not isinstance(result, Unset):
-            values["result"] = validation.json_value(result, "result")
-        if not isinstance(error_text, Unset):
-            values["error_text"] = validation.optional_text(error_text, Execution.error_text)
-        if not isinstance(logs, Unset) and logs is not None:
-            lines = validation.sequence(logs, "logs")
-            if not all(isinstance(line, str) for line in lines):
-                raise ValidationError("logs must be a list of strings")
-            values["logs"] = lines
-        elif logs is None:
-            values["logs"] = None
         if not isinstance(completed_at, Unset):
-            values["completed_at"] = validation.aware(completed_at, "completed_at")
+            completed_at = validation.aware(completed_at, "completed_at")
+        values = _changes(status, result, error_text, logs, completed_at)
         scope_id, id = _scope(scope_id), validation.identifier(id, "id")
-        current = self._get(scope_id, id, lock=True)
+        return self._change(self._get(scope_id, id, lock=True), values)
+
+    def _change(self, current: ExecutionRecord, values: dict[str, Any]) -> ExecutionRecord:
+        """Write ``values`` (checked columns) to the execution, unless it has ended."""
         if current.status in TERMINAL_EXECUTION_STATUSES:
             raise InvalidTransitionError(
-                f"execution {id} already ended ({current.status.value})",
+                f"execution {current.id} already ended ({current.status.value})",
                 status=current.status.value,
             )
         if values.get("completed_at") is not None:
@@ -235,7 +231,7 @@ class ExecutionRepository(Repository):
             return current
         row = self._connection.execute(
             sa.update(Execution)
-            .where(Execution.scope_id == scope_id, Execution.id == id)
+            .where(Execution.scope_id == current.scope_id, Execution.id == current.id)
             .values(values)
             .returning(*EXECUTION_COLUMNS)
         ).one()
@@ -359,8 +355,10 @@ class ExecutionRepository(Repository):
         error_text: str | None = None,
         completed_at: datetime | None = None,
     ) -> ToolCallRecord:
-        """End a running tool call as completed or failed, with its duration. Raises
-        ``InvalidTransitionError`` (already ended), ``NotFoundError``, ``ValidationError``."""
+        """End a running tool call as completed or failed, with its duration. Made again
+        after it committed, with the same status, result and error, it returns the tool
+        call and writes nothing. Raises ``InvalidTransitionError`` (ended otherwise),
+        ``NotFoundError``, ``ValidationError``."""
         ending = validation.status(status, ToolCallStatus)
         if ending is ToolCallStatus.RUNNING:
             raise ValidationError("finish_tool_call needs completed or failed")
@@ -374,12 +372,12 @@ class ExecutionRepository(Repository):
         scope_id, id = _scope(scope_id), validation.identifier(id, "id")
         in_scope = [ExecutionToolCall.scope_id == scope_id, ExecutionToolCall.id == id]
         row = self._connection.execute(
-            sa.select(ExecutionToolCall.status, ExecutionToolCall.started_at)
-            .where(*in_scope)
-            .with_for_update()
+            sa.select(*TOOL_CALL_COLUMNS).where(*in_scope).with_for_update()
         ).first()
         if row is None:
             raise NotFoundError(f"tool call {id} not found in scope {scope_id!r}")
+        if row.status == ending.value and _same(row, values, ("result", "error_text")):
+            return ToolCallRecord.from_row(row)  # a retry of this finish
         if row.status != ToolCallStatus.RUNNING.value:
             raise InvalidTransitionError(
                 f"tool call {id} already ended ({row.status})", status=row.status
@@ -450,8 +448,10 @@ class ExecutionRepository(Repository):
         cancelled: bool = False,
     ) -> InteractionRecord:
         """Answer (or cancel) a pending interaction; the execution runs again once no
-        other interaction of it is pending. Raises ``InvalidTransitionError`` (already
-        answered), ``NotFoundError``, ``ValidationError``."""
+        other interaction of it is pending. Made again after it committed, with the same
+        answer, it returns the interaction and writes nothing. Raises
+        ``InvalidTransitionError`` (answered otherwise), ``NotFoundError``,
+        ``ValidationError``."""
         values = {
             "status": (
                 InteractionStatus.CANCELLED if cancelled else InteractionStatus.RESOLVED
@@ -464,12 +464,13 @@ class ExecutionRepository(Repository):
         in_scope = [ExecutionInteraction.scope_id == scope_id, ExecutionInteraction.id == id]
         connection = self._connection
         current = connection.execute(
-            sa.select(ExecutionInteraction.status, ExecutionInteraction.execution_id)
-            .where(*in_scope)
-            .with_for_update()
+            sa.select(*INTERACTION_COLUMNS).where(*in_scope).with_for_update()
         ).first()
         if current is None:
             raise NotFoundError(f"interaction {id} not found in scope {scope_id!r}")
+        answer = ("status", "response", "response_private")
+        if _same(current, values, answer):
+            return InteractionRecord.from_row(current)  # a retry of this answer
         if current.status != InteractionStatus.PENDING.value:
             raise InvalidTransitionError(
                 f"interaction {id} is already {current.status}", status=current.status
@@ -600,3 +601,45 @@ def _tool_call_row(
         "args": validation.json_value(call.args, "args"),
         "started_at": validation.aware(call.started_at, "started_at") or now,
     }
+
+
+def _changes(
+    status: str | Unset,
+    result: Any,
+    error_text: str | Unset | None,
+    logs: list[str] | Unset | None,
+    completed_at: datetime | Unset | None,
+) -> dict[str, Any]:
+    """The columns of an execution to write: the values given (not ``UNSET``), checked."""
+    values: dict[str, Any] = {}
+    if not isinstance(status, Unset):
+        values["status"] = validation.status(status, ExecutionStatus).value
+    if not isinstance(result, Unset):
+        values["result"] = validation.json_value(result, "result")
+    if not isinstance(error_text, Unset):
+        values["error_text"] = validation.optional_text(error_text, Execution.error_text)
+    if logs is None:
+        values["logs"] = None
+    elif not isinstance(logs, Unset):
+        lines = validation.sequence(logs, "logs")
+        if not all(isinstance(line, str) for line in lines):
+            raise ValidationError("logs must be a list of strings")
+        values["logs"] = lines
+    if not isinstance(completed_at, Unset):
+        values["completed_at"] = completed_at
+    return values
+
+
+def _holds(current: ExecutionRecord, values: dict[str, Any]) -> bool:
+    """Whether the execution already has every value in ``values`` (checked columns)."""
+    return all(_stored(value) == getattr(current, name) for name, value in values.items())
+
+
+def _same(row: Any, values: dict[str, Any], names: tuple[str, ...]) -> bool:
+    """Whether the row already has the checked ``values`` of ``names``."""
+    return all(_stored(values[name]) == getattr(row, name) for name in names)
+
+
+def _stored(value: Any) -> Any:
+    """A checked value as it reads back: checked JSON (``SerializedJSON``) parsed."""
+    return json.loads(value) if isinstance(value, SerializedJSON) else value

@@ -195,6 +195,6 @@ def statements(backend: Backend) -> Statements:
         cancel_pending=_held(
             {**cancelling, "status": TaskStatus.ABANDONED.value}, (TaskStatus.PENDING,)
         ),
-        request_cancel=_held(cancelling, HELD),
+        request_cancel=_held(cancelling, HELD).where(~CANCELLED),  # asked once
         record_attempt=backend.insert(ATTEMPTS).on_conflict_do_nothing(),
     )

@@ -11,6 +11,9 @@ backoff, or blocked once ``max_attempts`` is used. Each ending writes, in the sa
 transaction, the task, its attempt's record and a journal event. A claim also rescues
 tasks whose lease ran out, so no worker ever has to run a reaper. Cancelling a held task
 asks its holder to stop: it learns it from its next heartbeat (``cancel_requested``).
+
+An ending made again after it committed (a retry after a lost reply: the same outcome
+under the same attempt, as its attempt record says) returns the task and writes nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import builtins
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, NoReturn, overload
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -33,6 +36,7 @@ from agentstore.orchestrator.backoff import DEFAULT_BACKOFF
 from agentstore.orchestrator.common import insert_events, require_run
 from agentstore.orchestrator.task_records import TaskDraft, TaskRecord, check_draft
 from agentstore.orchestrator.task_statements import (
+    ATTEMPTS,
     ATTEMPTS_EXHAUSTED,
     IS_HELD,
     IS_PENDING,
@@ -59,6 +63,15 @@ _FAILED = {
     TaskStatus.BLOCKED.value: ("task_blocked", "Attempt failed; attempts used up."),
     TaskStatus.ABANDONED.value: ("task_cancelled", "Attempt failed; task was cancelled."),
 }
+
+
+#: How an attempt ended, as its record says: (outcome, summary, blocker signature).
+_AttemptEnd = tuple[AttemptStatus, str, str | None]
+
+
+def _retry_of(ending: dict[str, Any]) -> _AttemptEnd:
+    """The attempt record an ending (``_ending``'s parameters) writes."""
+    return AttemptStatus(ending["new_status"]), ending["summary"] or "", ending["blocker"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,10 +230,11 @@ class TaskRepository(Repository):
         parts = self._step(step, {**claim_params, **ending})
         if parts[CLOSED]:
             return Handoff(parts[CLOSED][0], self._claimed(parts, claim_params))
-        try:  # nothing was written: find out why
-            self._refuse(ending["task_id"], attempt, "complete")
+        try:  # nothing was written: a retry of this completion, or a refusal
+            done = self._explain(ending["task_id"], attempt, "complete", _retry_of(ending))
         except StaleClaimError:  # a lost claim: another worker's result stands
-            return Handoff(None, self.claim_next(worker, run_id=run_id, lease=lease, limit=limit))
+            done = None
+        return Handoff(done, self.claim_next(worker, run_id=run_id, lease=lease, limit=limit))
 
     @writes_in_one_statement
     def heartbeat(self, task_id: Id, attempt: int, lease: timedelta) -> TaskRecord:
@@ -238,17 +252,20 @@ class TaskRepository(Repository):
 
     @writes_in_one_statement
     def complete(
-        self, task_id: Id, summary: str, *, attempt: int | None = None, result: Any = None
+        self, task_id: Id, summary: str, *, attempt: int, result: Any = None
     ) -> TaskRecord:
         """Mark an ``in_progress`` task completed with its implementation summary, and
         record the attempt (with ``result``, any JSON value) and a ``task_completed``
         event.
 
-        ``attempt`` is the fencing token from the claim. Raises ``StaleClaimError`` (the
-        claim is no longer current), ``InvalidTransitionError`` (the task is not in
-        progress), ``NotFoundError``, ``ValidationError``.
+        ``attempt`` is the fencing token from the claim. Made again after it committed
+        (its reply was lost), the same completion under the same attempt returns the task
+        and writes nothing. Raises ``StaleClaimError`` (the claim is no longer current),
+        ``InvalidTransitionError`` (the task is not in progress, or ended otherwise),
+        ``NotFoundError``, ``ValidationError``.
         """
         validation.text(summary, Task.implementation_summary)
+        validation.positive_int(attempt, "attempt")  # the fencing token is required
         return self._end(task_id, attempt, TaskStatus.COMPLETED, summary, None, result, "complete")
 
     @writes_in_one_statement
@@ -258,10 +275,11 @@ class TaskRepository(Repository):
         summary: str | None,
         blocker_signature: str | None,
         *,
-        attempt: int | None = None,
+        attempt: int,
     ) -> TaskRecord:
         """Mark an ``in_progress`` task blocked, recording the attempt and a
-        ``task_blocked`` event. Raises as ``complete``."""
+        ``task_blocked`` event. A retry returns the task, and raises, as ``complete``."""
+        validation.positive_int(attempt, "attempt")  # the fencing token is required
         return self._end(
             task_id, attempt, TaskStatus.BLOCKED, summary, blocker_signature, None, "block"
         )
@@ -274,7 +292,9 @@ class TaskRepository(Repository):
         available before a backoff (``retry_in``, else the task's own ``Backoff``, else
         the store's), or ``blocked`` (``attempts_exhausted``) once it used
         ``max_attempts``, or ``abandoned`` if it was cancelled. Records the failed
-        attempt (``error`` as its summary) and a journal event. Raises as ``complete``.
+        attempt (``error`` as its summary) and a journal event. A retry (the same
+        ``error`` under the same attempt) returns the task as it is now, and raises, as
+        ``complete``.
         """
         task_id = validation.identifier(task_id, "task_id")
         validation.positive_int(attempt, "attempt")
@@ -290,8 +310,9 @@ class TaskRepository(Repository):
             "blocker": ATTEMPTS_EXHAUSTED if exhausted else None,
             "retry": self._backend.lease_parameter(NOW if exhausted else retry_in),
         }
-        statement = statements(self._backend).retry
-        row = self._finish_held(task_id, attempt, statement, params, "fail")
+        row = self._held_update(task_id, attempt, statements(self._backend).retry, params)
+        if row is None:
+            return self._explain(task_id, attempt, "fail", (AttemptStatus.FAILED, error, None))
         kind, message = _FAILED[row.status.value]
         payload = {"error": error}
         if row.status is TaskStatus.PENDING:
@@ -309,8 +330,8 @@ class TaskRepository(Repository):
         attempt: int | None = None,
     ) -> TaskRecord:
         """Abandon a pending or in-progress task, journalling ``task_abandoned``. With
-        ``attempt``, only the holder of that claim may, and its attempt is recorded.
-        Raises as ``complete``."""
+        ``attempt``, only the holder of that claim may, and its attempt is recorded (a
+        retry then returns the task, as ``complete``). Raises as ``complete``."""
         if attempt is None:  # without a fencing token a pending task may be abandoned too
             params = self._closing(TaskStatus.ABANDONED, summary, blocker_signature)
             statement = statements(self._backend).close_unclaimed
@@ -353,8 +374,10 @@ class TaskRepository(Repository):
     def cancel(self, task_id: Id, reason: str) -> TaskRecord:
         """Cancel a task: a pending one is ``abandoned`` at once (``task_cancelled``); a
         held one is marked ``cancel_requested`` (``task_cancel_requested``) and its holder
-        learns it from its next heartbeat. Raises ``InvalidTransitionError`` (the task
-        has already ended), ``NotFoundError``, ``ValidationError``."""
+        learns it from its next heartbeat. Cancelling again with the same ``reason``
+        returns the task and writes nothing. Raises ``InvalidTransitionError`` (the task
+        has ended, or was cancelled for another reason), ``NotFoundError``,
+        ``ValidationError``."""
         task_id = validation.identifier(task_id, "task_id")
         params = {
             "reason": validation.text(reason, Task.cancel_reason),
@@ -372,6 +395,14 @@ class TaskRepository(Repository):
                 self._journal(task, kind, message, {"reason": reason})
                 return task
         current = self._get(task_id)
+        if current.cancel_reason == reason:  # a retry: already cancelled for this reason
+            return current
+        if current.cancel_reason is not None:
+            raise InvalidTransitionError(
+                f"cannot cancel task {task_id}: already cancelled ({current.cancel_reason!r})",
+                status=current.status.value,
+                attempt=current.attempt_count,
+            )
         raise InvalidTransitionError(
             f"cannot cancel task {task_id}: it has ended ({current.status.value})",
             status=current.status.value,
@@ -486,13 +517,16 @@ class TaskRepository(Repository):
     ) -> TaskRecord:
         """End the claim on the task with ``status``; record the attempt and journal."""
         params = self._ending(task_id, attempt, status, summary, blocker, result)
+        checked: UUID = params["task_id"]
         one_statement = steps(self._backend)
         if one_statement is not None:
             closed = self._step(one_statement.close, params)[CLOSED]
             if not closed:
-                self._refuse(params["task_id"], attempt, action)
+                return self._explain(checked, attempt, action, _retry_of(params))
             return closed[0]
-        row = self._finish_held(task_id, attempt, statements(self._backend).close, params, action)
+        row = self._held_update(checked, attempt, statements(self._backend).close, params)
+        if row is None:
+            return self._explain(checked, attempt, action, _retry_of(params))
         self._journal_ending(
             row,
             AttemptStatus(status.value),
@@ -617,21 +651,52 @@ class TaskRepository(Repository):
         params: dict[str, Any],
         action: str,
     ) -> TaskRecord:
-        """Run ``statement`` (a held-task UPDATE) on the task if it is in one of the
-        statement's statuses (and, with ``attempt``, still held under it), in one
-        conditional UPDATE; otherwise explain why not with the right error."""
+        """Run ``statement`` (a held-task UPDATE, see ``_held_update``); if it matched no
+        row, explain why with the right error."""
+        row = self._held_update(task_id, attempt, statement, params)
+        if row is None:
+            self._explain(validation.identifier(task_id, "task_id"), attempt, action)
+        return row
+
+    def _held_update(
+        self, task_id: Id, attempt: int | None, statement: sa.Update, params: dict[str, Any]
+    ) -> TaskRecord | None:
+        """Run ``statement`` on the task if it is in one of the statement's statuses
+        (and, with ``attempt``, still held under it), in one conditional UPDATE: the task
+        as updated, or None."""
         task_id = validation.identifier(task_id, "task_id")
         if attempt is not None:
             validation.positive_int(attempt, "attempt")
         params = {**params, "task_id": task_id, "attempt": attempt}
         row: Row[Any] | None = self._connection.execute(statement, params).first()
-        if row is not None:
-            return TaskRecord.from_row(row)
-        self._refuse(task_id, attempt, action)
+        return None if row is None else TaskRecord.from_row(row)
 
-    def _refuse(self, task_id: UUID, attempt: int | None, action: str) -> NoReturn:
-        """Explain why a held-task UPDATE matched no row, with the right error."""
+    @overload
+    def _explain(self, task_id: UUID, attempt: int | None, action: str) -> NoReturn: ...
+    @overload
+    def _explain(
+        self, task_id: UUID, attempt: int | None, action: str, retry_of: _AttemptEnd
+    ) -> TaskRecord: ...
+    def _explain(
+        self,
+        task_id: UUID,
+        attempt: int | None,
+        action: str,
+        retry_of: _AttemptEnd | None = None,
+    ) -> TaskRecord:
+        """A fenced UPDATE matched no row. When the caller's attempt already ended as
+        ``retry_of`` says (the same call committed, and its reply was lost), the task as
+        it is now; otherwise raise the right error."""
         current = self._get(task_id)
+        if retry_of is not None and attempt is not None:
+            ended = self._connection.execute(
+                sa.select(
+                    ATTEMPTS.c.status, ATTEMPTS.c.summary, ATTEMPTS.c.blocker_signature
+                ).where(ATTEMPTS.c.task_id == task_id, ATTEMPTS.c.attempt_number == attempt)
+            ).first()
+            status, summary, blocker = retry_of
+            if ended is not None and tuple(ended) == (status.value, summary, blocker):
+                return current
         if attempt is not None and (
             current.attempt_count != attempt
             or current.status in (TaskStatus.PENDING, TaskStatus.ABANDONED)
