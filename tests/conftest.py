@@ -1,10 +1,13 @@
 """The test harness: every database test runs on SQLite (a real file) and on a real
 PostgreSQL, through the ``db_url`` fixture; every repository test runs on both faces too
-(``AgentStore`` and ``AsyncAgentStore``), through the ``store`` fixture.
+(``AgentStore`` and ``AsyncAgentStore``), through the ``store`` fixture. The orchestrator,
+executions and worker suites also run on PostgreSQL through PgBouncer in transaction
+pooling mode (the ``pgbouncer`` dialect: ``WITH_POOLER`` in their conftest).
 
 PostgreSQL comes from ``$AGENTSTORE_TEST_POSTGRES_URL``, else testcontainers (where a Docker
-daemon answers), else a throwaway server from the local binaries. Under ``CI=true`` a
-missing PostgreSQL fails the run; elsewhere its tests are skipped with the reason.
+daemon answers), else a throwaway server from the local binaries; PgBouncer from the local
+``pgbouncer`` binary. Under ``CI=true`` a missing server or pooler fails the run; elsewhere
+its tests are skipped with the reason.
 """
 
 from __future__ import annotations
@@ -17,12 +20,24 @@ from typing import Any
 import pytest
 
 from agentstore.store import AgentStore
-from tests.support.databases import PostgresDatabases, SQLiteDatabases
+from tests.support.databases import (
+    DIALECTS,
+    WITH_POOLER,
+    PooledDatabases,
+    PostgresDatabases,
+    SQLiteDatabases,
+)
 from tests.support.faces import BlockingStore
+from tests.support.pgbouncer import PgBouncerUnavailable, pgbouncer_server
 from tests.support.postgres import PostgresUnavailable, postgres_server
 
-DIALECTS = ["sqlite", "postgresql"]
 FACES = ["sync", "async"]
+
+
+def _unavailable(what: str, reason: Exception) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true needs {what} and none could be had: {reason}")
+    pytest.skip(f"{what} unavailable: {reason}")
 
 
 @pytest.fixture(scope="session")
@@ -31,9 +46,18 @@ def postgres_admin_url() -> Iterator[str]:
     try:
         url = stack.enter_context(postgres_server())
     except PostgresUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true needs a PostgreSQL server and none could be had: {exc}")
-        pytest.skip(f"PostgreSQL unavailable: {exc}")
+        _unavailable("a PostgreSQL server", exc)
+    with stack:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_url(postgres_admin_url: str) -> Iterator[str]:
+    stack = contextlib.ExitStack()
+    try:
+        url = stack.enter_context(pgbouncer_server(postgres_admin_url))
+    except PgBouncerUnavailable as exc:
+        _unavailable("PgBouncer", exc)
     with stack:
         yield url
 
@@ -48,6 +72,13 @@ def postgresql_databases(postgres_admin_url: str) -> Iterator[PostgresDatabases]
     databases = PostgresDatabases(postgres_admin_url)
     yield databases
     databases.drop_all()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_databases(
+    postgresql_databases: PostgresDatabases, pgbouncer_url: str
+) -> PooledDatabases:
+    return PooledDatabases(postgresql_databases, pgbouncer_url)
 
 
 @pytest.fixture(params=DIALECTS)
@@ -66,8 +97,7 @@ def db_url(databases: Any) -> Iterator[str]:
     """A fresh database at head, built from the migrations."""
     url = databases.migrated()
     yield url
-    if isinstance(databases, PostgresDatabases):
-        databases.drop(url)
+    databases.drop(url)
 
 
 @pytest.fixture
@@ -75,8 +105,7 @@ def empty_db_url(databases: Any) -> Iterator[str]:
     """A fresh database with no schema at all."""
     url = databases.empty()
     yield url
-    if isinstance(databases, PostgresDatabases):
-        databases.drop(url)
+    databases.drop(url)
 
 
 @pytest.fixture(params=FACES)
@@ -111,7 +140,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for outcome in ("passed", "failed", "error", "skipped"):
         for report in terminalreporter.stats.get(outcome, []):
             labels = _labels(report.nodeid)
-            for dialect in DIALECTS:
+            for dialect in WITH_POOLER:
                 if dialect not in labels:
                     continue
                 faces = [face for face in FACES if face in labels] or ["-"]

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from agentstore import AgentStore
 from agentstore.models import Execution, ExecutionInteraction, ExecutionToolCall
 from agentstore.statuses import ExecutionStatus
+from tests.support.databases import WITH_POOLER
 
 BASE_TIME = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 TOOLS = ["github.issues.list", "github.issues", "github.pulls.get", "githubx.y", "slack.post"]
@@ -96,6 +97,12 @@ def seed(store: AgentStore, scope_id: str, count: int, rng: random.Random) -> li
         if interaction_rows:
             connection.execute(sa.insert(ExecutionInteraction), interaction_rows)
     return model
+
+
+@pytest.fixture(params=WITH_POOLER)
+def dialect(request: pytest.FixtureRequest) -> str:
+    """SQLite, PostgreSQL, and PostgreSQL through PgBouncer in transaction mode."""
+    return str(request.param)
 
 
 @pytest.fixture

@@ -3,6 +3,13 @@ from __future__ import annotations
 import pytest
 
 from agentstore import AgentStore, RunRecord, TaskDraft, TaskRecord
+from tests.support.databases import WITH_POOLER
+
+
+@pytest.fixture(params=WITH_POOLER)
+def dialect(request: pytest.FixtureRequest) -> str:
+    """SQLite, PostgreSQL, and PostgreSQL through PgBouncer in transaction mode."""
+    return str(request.param)
 
 
 @pytest.fixture

@@ -20,6 +20,9 @@ import agentstore
 # Several test sessions may share one server (say, two checkouts pointed at the same
 # $AGENTSTORE_TEST_POSTGRES_URL): the process id keeps their databases apart.
 PREFIX = f"agentstore_{os.getpid()}"
+DIALECTS = ["sqlite", "postgresql"]
+#: The dialects of the suites that also run through PgBouncer in transaction mode.
+WITH_POOLER = [*DIALECTS, "pgbouncer"]
 TEMPLATE = f"{PREFIX}_template"
 
 
@@ -40,6 +43,9 @@ class SQLiteDatabases:
         target = self.root / f"test_{next(self._names)}.db"
         shutil.copyfile(self._template, target)
         return f"sqlite:///{target}"
+
+    def drop(self, url: str) -> None:
+        """Nothing to do: the files live in pytest's temporary directory."""
 
     def drop_all(self) -> None:
         """Nothing to do: the files live in pytest's temporary directory."""
@@ -87,3 +93,31 @@ class PostgresDatabases:
                 connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         self._created.clear()
         self.admin.dispose()
+
+
+class PooledDatabases:
+    """PostgreSQL databases reached through a pooler in transaction mode: made (and
+    migrated) on the server, used through the pooler, their URLs saying so
+    (``?transaction_pooling=true``)."""
+
+    def __init__(self, server: PostgresDatabases, pooler_url: str) -> None:
+        self.server = server
+        self.pooler_url = make_url(pooler_url)
+
+    def through_pooler(self, url: str) -> str:
+        pooled = self.pooler_url.set(
+            database=make_url(url).database, query={"transaction_pooling": "true"}
+        )
+        return pooled.render_as_string(hide_password=False)
+
+    def empty(self) -> str:
+        return self.through_pooler(self.server.empty())
+
+    def migrated(self) -> str:
+        return self.through_pooler(self.server.migrated())
+
+    def drop(self, url: str) -> None:
+        self.server.drop(url)  # by name, on the server
+
+    def drop_all(self) -> None:
+        """The server's databases are dropped with the server's."""

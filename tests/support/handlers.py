@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+import agentstore
 from agentstore import AgentStore, AsyncAgentStore
 from agentstore.worker import TaskContext, Worker
 from tests.support.task_workers import WORK_LOG
@@ -19,7 +20,8 @@ from tests.support.task_workers import WORK_LOG
 
 @functools.cache
 def _log_engine() -> sa.Engine:
-    return sa.create_engine(os.environ["WORK_LOG_URL"])
+    # agentstore's engine: the URL may be a pooler's (``?transaction_pooling=true``).
+    return agentstore.create_engine(os.environ["WORK_LOG_URL"])
 
 
 def _log(context: TaskContext, outcome: str) -> None:

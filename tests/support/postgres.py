@@ -76,7 +76,7 @@ def _local_bindir() -> Path | None:
     return Path(candidates[0]).parent if candidates else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -89,7 +89,7 @@ def _local_cluster(bindir: Path) -> Iterator[str]:
     datadir = workdir / "data"
     if as_postgres:
         shutil.chown(workdir, "postgres")
-    port = _free_port()
+    port = free_port()
 
     def run(*args: str) -> None:
         result = subprocess.run([*as_postgres, *args], capture_output=True, text=True)

@@ -15,8 +15,15 @@ import pytest
 
 from agentstore import AgentStore, AsyncAgentStore, RunRecord
 from agentstore.worker import Worker, WorkerCounters
+from tests.support.databases import WITH_POOLER
 
 FAST = {"poll_interval": timedelta(milliseconds=50)}
+
+
+@pytest.fixture(params=WITH_POOLER)
+def dialect(request: pytest.FixtureRequest) -> str:
+    """SQLite, PostgreSQL, and PostgreSQL through PgBouncer in transaction mode."""
+    return str(request.param)
 
 
 @pytest.fixture

@@ -32,6 +32,11 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+#: The URL query parameter saying the URL is a pooler in transaction mode (PgBouncer's
+#: ``pool_mode = transaction``): each transaction may run on another server session.
+TRANSACTION_POOLING = "transaction_pooling"
+
+
 class Backend(ABC):
     """What one database needs that the other does not. One instance per database kind."""
 

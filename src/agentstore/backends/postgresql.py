@@ -12,13 +12,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Engine
 
-from agentstore.backends.base import Backend, first_line
+from agentstore.backends.base import TRANSACTION_POOLING, Backend, first_line
 from agentstore.errors import (
     AgentStoreError,
     ConflictError,
     NotFoundError,
     NotMigratedError,
     StoreUnavailableError,
+    UnsupportedDatabaseError,
     ValidationError,
 )
 from agentstore.types import UTCDateTime
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
 
 #: A pooled connection idle for longer than this is pinged before use.
 PING_AFTER_IDLE_SECONDS = 5.0
+#: A session idle inside a transaction for longer than this is ended by the server, its
+#: transaction rolled back: a client frozen mid-transaction (SIGSTOP, a debugger, a long
+#: pause) cannot hold row locks for longer. A URL's own ``options`` may set another.
+IDLE_IN_TRANSACTION_TIMEOUT = "60s"
+_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 # SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html) that say
 # the input was wrong, or the row is missing or taken.
@@ -55,6 +61,35 @@ def _note_idle_since(_dbapi_connection: Any, record: Any) -> None:
     record.info["idle_since"] = time.monotonic()
 
 
+def transaction_pooling(url: URL) -> bool:
+    """Whether ``url`` says (``?transaction_pooling=true``) it is a pooler in
+    transaction mode. Raises ``UnsupportedDatabaseError`` for a value not a flag."""
+    value = url.query.get(TRANSACTION_POOLING, "false")
+    flag = _FLAGS.get(value.lower()) if isinstance(value, str) else None
+    if flag is None:
+        raise UnsupportedDatabaseError(
+            f"{TRANSACTION_POOLING} must be true or false, not {value!r}"
+        )
+    return flag
+
+
+def session_parameters(parameters: dict[str, Any], *, pooled: bool) -> None:
+    """Make the driver's connection parameters (from the URL) agentstore's, in place.
+
+    Behind a transaction pooler nothing may live in the server session: psycopg then
+    prepares no statement on the server (the next transaction may run on a session
+    that lacks it, or has another client's of the same name), and no session setting
+    is sent (PgBouncer refuses startup options: set its ``idle_transaction_timeout``).
+    Otherwise the session gets the idle-in-transaction timeout."""
+    parameters.pop(TRANSACTION_POOLING, None)
+    if pooled:
+        parameters["prepare_threshold"] = None
+        return
+    timeout = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT}"
+    theirs = parameters.get("options")
+    parameters["options"] = f"{timeout} {theirs}" if theirs else timeout  # the last -c wins
+
+
 class PostgresBackend(Backend):
     name = "postgresql"
     migrations_tree = "cloud"
@@ -74,6 +109,10 @@ class PostgresBackend(Backend):
         # dead. Unlike pool_pre_ping, a connection in steady use is not pinged: that
         # would cost a round trip on every call, the claim loop's included.
         dialect = engine.dialect
+        pooled = transaction_pooling(engine.url)
+
+        def set_session_parameters(_dialect: Any, _record: Any, _args: Any, params: Any) -> None:
+            session_parameters(params, pooled=pooled)
 
         def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
             idle_since = record.info.get("idle_since")
@@ -85,6 +124,7 @@ class PostgresBackend(Backend):
                 # The pool discards this connection and checks out another.
                 raise sa.exc.DisconnectionError(f"pooled connection is dead: {exc}") from exc
 
+        sa.event.listen(engine, "do_connect", set_session_parameters)
         sa.event.listen(engine, "connect", self.mark_configured)
         sa.event.listen(engine, "checkin", _note_idle_since)
         sa.event.listen(engine, "checkout", ping_if_idle)
@@ -105,11 +145,13 @@ class PostgresBackend(Backend):
         # snapshot, a page and its meta) needs one snapshot for the whole transaction.
         return {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
 
-    def listener(self, url: URL, channels: tuple[str, ...]) -> Listener:
+    def listener(self, url: URL, channels: tuple[str, ...]) -> Listener | None:
         from agentstore.backends.listen import Listener  # psycopg: only where it is used
 
         # The connection arguments SQLAlchemy's psycopg dialect would use for this URL.
         sync_url = self.sync_url(url)
+        if transaction_pooling(url):
+            return None  # LISTEN needs a server session of its own: callers poll
         _, connect_args = sync_url.get_dialect()().create_connect_args(sync_url)
         return Listener(connect_args, channels)
 
@@ -178,6 +220,11 @@ class PostgresBackend(Backend):
             return NotMigratedError(
                 f"the database does not have agentstore's schema ({detail}): "
                 "run `agentstore db upgrade`"
+            )
+        if "unsupported startup parameter" in detail:  # PgBouncer, refusing our settings
+            return UnsupportedDatabaseError(
+                f"{detail}: for a pooler in transaction mode, add "
+                f"?{TRANSACTION_POOLING}=true to the URL"
             )
         refused_login = "authentication failed" in detail or "does not exist" in detail
         transient = (

@@ -10,9 +10,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 
-from agentstore.backends.base import READ_ONLY, Backend, first_line
+from agentstore.backends.base import READ_ONLY, TRANSACTION_POOLING, Backend, first_line
 from agentstore.errors import (
     AgentStoreError,
     ConflictError,
@@ -108,6 +108,13 @@ class SQLiteBackend(Backend):
     def clock(self) -> sa.ColumnElement[datetime]:
         # One machine: the local clock is the database's clock.
         return sa.literal(datetime.now(UTC), UTCDateTime())
+
+    def check_url(self, url: URL) -> None:
+        super().check_url(url)
+        if TRANSACTION_POOLING in url.query:
+            raise UnsupportedDatabaseError(
+                f"{TRANSACTION_POOLING} is for PostgreSQL behind a pooler, not SQLite"
+            )
 
     def deadline(self, name: str = "lease") -> sa.ColumnElement[datetime]:
         return sa.bindparam(name, type_=UTCDateTime())

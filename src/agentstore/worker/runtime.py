@@ -91,7 +91,7 @@ class Worker:
     ``poll_interval`` (sooner just after work: the poll then backs off from 10 ms). It wakes
     at once when a plan, a retry, a requeue or a hand-back is committed: through its own
     store in this process, or, on PostgreSQL with ``listen``, anywhere (NOTIFY, on a
-    connection of its own; set ``listen=False`` behind PgBouncer in transaction mode).
+    connection of its own; not through a transaction pooler, ``?transaction_pooling=true``).
     A cancellation NOTIFY makes it heartbeat the task at once.
     """
 
