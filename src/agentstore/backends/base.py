@@ -135,6 +135,13 @@ class Backend(ABC):
         gives. A bound parameter (not a literal) lets a statement be built once and run
         many times."""
 
+    def expiry(self, name: str = "lease") -> sa.ColumnElement[datetime]:
+        """When a lease granted by this write runs out: like ``deadline``, but from the
+        clock at the moment the row is written, after the write's locks are held (a
+        transaction's start, or a wait for a lock, never shortens a lease). By default
+        ``deadline``: its parameter is taken once the write lock is held."""
+        return self.deadline(name)
+
     @abstractmethod
     def lease_parameter(self, lease: timedelta) -> Any:
         """The value to bind for ``deadline()``'s parameter."""

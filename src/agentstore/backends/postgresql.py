@@ -168,6 +168,11 @@ class PostgresBackend(Backend):
     def deadline(self, name: str = "lease") -> sa.ColumnElement[datetime]:
         return sa.func.now(type_=UTCDateTime()) + sa.bindparam(name, type_=sa.Interval())
 
+    def expiry(self, name: str = "lease") -> sa.ColumnElement[datetime]:
+        # now() is the transaction's start; clock_timestamp() the moment of the write.
+        clock = sa.func.clock_timestamp(type_=UTCDateTime())
+        return clock + sa.bindparam(name, type_=sa.Interval())
+
     def lease_parameter(self, lease: timedelta) -> Any:
         return lease  # added to the server's clock
 

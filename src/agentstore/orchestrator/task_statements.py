@@ -3,7 +3,8 @@
 
 Every time a statement compares with "now" or sets a time, it goes through the
 backend's ``deadline(name)``: the server's clock on PostgreSQL (shared by every worker
-machine), a bound local time on SQLite.
+machine), a bound local time on SQLite. A lease's end goes through ``expiry``: the clock
+at the moment the row is written, so that no claim hands out a lease already spent.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def _claim(backend: Backend, *, in_run: bool) -> sa.Update:
             status=TaskStatus.IN_PROGRESS.value,
             attempt_count=TASKS.c.attempt_count + 1,
             claimed_by=sa.bindparam("worker"),
-            lease_expires_at=backend.deadline("lease"),
+            lease_expires_at=backend.expiry("lease"),
         )
         .returning(*TASK_COLUMNS)
     )
@@ -181,7 +182,7 @@ def statements(backend: Backend) -> Statements:
         close=_held(closing, HELD),
         close_unclaimed=_held(closing, (TaskStatus.PENDING, *HELD)),
         retry=_held(retrying, HELD),
-        extend_lease=_held({"lease_expires_at": backend.deadline("lease")}, HELD),
+        extend_lease=_held({"lease_expires_at": backend.expiry("lease")}, HELD),
         release=_held(
             {
                 "status": sa.case(

@@ -99,7 +99,8 @@ _CLAIM = """claimable AS MATERIALIZED (
     {only_if} ORDER BY {order} LIMIT :limit FOR UPDATE SKIP LOCKED),
 claimed AS (
     UPDATE tasks SET status = 'in_progress', attempt_count = attempt_count + 1,
-        claimed_by = :worker, lease_expires_at = now() + :lease, updated_at = now()
+        claimed_by = :worker, lease_expires_at = clock_timestamp() + :lease,
+        updated_at = now()
     WHERE id IN (SELECT id FROM claimable) RETURNING tasks.*)"""
 _IN_RUN = ("AND run_id = :in_run", "position")
 _ANY_RUN = ("", "priority DESC, available_at, position, id")
