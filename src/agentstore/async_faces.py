@@ -184,6 +184,13 @@ class AsyncTasks:
             TaskRepository, TaskRepository.list, run_id, statuses, limit=limit
         )
 
+    async def held_by(self, worker: str, *, run_id: Id | None = None) -> builtins.list[TaskRecord]:
+        """The tasks ``worker`` holds now (``in_progress`` under its claim), of one run or
+        of any, in plan order: what a worker re-finds when the reply to its claim was lost
+        (``StoreUnavailableError``) and the claim may have committed. Worker names must be
+        unique for this to be a worker's own. Raises ``ValidationError``."""
+        return await self._calls.read(TaskRepository, TaskRepository.held_by, worker, run_id=run_id)
+
     async def replace_pending(
         self, run_id: Id, drafts: Sequence[TaskDraft]
     ) -> builtins.list[TaskRecord]:

@@ -196,19 +196,26 @@ class TransactionPerCall(Calls):
         kwargs: Any,
     ) -> T:
         """One operation in a transaction of its own (read-only for a read), or in
-        autocommit where it is one statement (see ``writes_in_one_statement``)."""
+        autocommit where it is one statement (see ``writes_in_one_statement``). A
+        failure says whether the write may have committed (``maybe_committed``)."""
+        committing = False  # from here on, a lost connection leaves the outcome unknown
         try:
             with self.engine.connect() as connection:
                 if read_only:
                     connection.execution_options(**self.backend.read_only_options)
                 elif self.backend.data_modifying_ctes and in_one_statement(operation):
                     connection.execution_options(isolation_level="AUTOCOMMIT")
+                    committing = True  # each statement commits as it runs
                     return operation(repository(connection, self.backend), *args, **kwargs)
                 with connection.begin():
-                    return operation(repository(connection, self.backend), *args, **kwargs)
+                    result = operation(repository(connection, self.backend), *args, **kwargs)
+                    committing = not read_only
+                return result
         except AgentStoreError:
             raise
         except sa.exc.SQLAlchemyError as exc:
+            if committing:
+                raise self.backend.translate_committing(exc) from exc
             raise self.backend.translate(exc) from exc
 
     @contextmanager
@@ -270,12 +277,16 @@ def commit(connection: Connection, backend: Backend) -> None:
     """Commit a unit, refusing to when the database has already failed its transaction
     (a COMMIT would then roll it back and report nothing)."""
     with translated(backend):
-        if backend.transaction_aborted(connection):
-            raise StoreUnavailableError(
-                "the transaction was failed by the database before it ended; "
-                "nothing of it was committed"
-            )
+        aborted = backend.transaction_aborted(connection)
+    if aborted:
+        raise StoreUnavailableError(
+            "the transaction was failed by the database before it ended; "
+            "nothing of it was committed"
+        )
+    try:
         connection.commit()
+    except sa.exc.SQLAlchemyError as exc:
+        raise backend.translate_committing(exc) from exc
 
 
 # -- asyncio -------------------------------------------------------------------------

@@ -75,8 +75,23 @@ class StoreUnavailableError(AgentStoreError):
     ``retryable`` says whether the same call may succeed if made again (the cause was
     transient: a lost connection, a busy database, a deadlock), as opposed to a failure
     that will repeat (a refused login, a missing database file).
+
+    ``maybe_committed`` says the connection was lost while the write was committing (or,
+    for a single-statement write, running), so the client cannot know whether it took
+    effect: read back, or retry a call that is safe to repeat (see the README's rule).
+    False means nothing of the call was committed.
     """
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool = False, maybe_committed: bool = False
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.maybe_committed = maybe_committed
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keep the fields across processes
+        return (_unavailable, (str(self), self.retryable, self.maybe_committed))
+
+
+def _unavailable(message: str, retryable: bool, maybe_committed: bool) -> StoreUnavailableError:
+    return StoreUnavailableError(message, retryable=retryable, maybe_committed=maybe_committed)

@@ -180,6 +180,13 @@ class Tasks:
         ``limit``. Raises ``ValidationError`` for an unknown status."""
         return self._calls.read(TaskRepository, TaskRepository.list, run_id, statuses, limit=limit)
 
+    def held_by(self, worker: str, *, run_id: Id | None = None) -> builtins.list[TaskRecord]:
+        """The tasks ``worker`` holds now (``in_progress`` under its claim), of one run or
+        of any, in plan order: what a worker re-finds when the reply to its claim was lost
+        (``StoreUnavailableError``) and the claim may have committed. Worker names must be
+        unique for this to be a worker's own. Raises ``ValidationError``."""
+        return self._calls.read(TaskRepository, TaskRepository.held_by, worker, run_id=run_id)
+
     def replace_pending(self, run_id: Id, drafts: Sequence[TaskDraft]) -> builtins.list[TaskRecord]:
         """Replace the run's plan in one transaction: its pending tasks and the tasks
         workers hold are abandoned (a holder's later ``complete`` then fails with

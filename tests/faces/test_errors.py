@@ -95,6 +95,7 @@ def valid_calls(w: World) -> dict[str, dict[str, Any]]:
             "last_response_path": "/r",
         },
         "tasks.get": {"task_id": w.task},
+        "tasks.held_by": {"worker": "w", "run_id": w.run},
         "tasks.list": {"run_id": w.run, "statuses": ["pending"], "limit": 5},
         "tasks.replace_pending": {"run_id": uuid.uuid4(), "drafts": [TaskDraft("t", "o")]},
         "tasks.claim_next": {"worker": "w", "run_id": uuid.uuid4(), "lease": LEASE, "limit": 1},

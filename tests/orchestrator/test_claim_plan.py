@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from agentstore import AgentStore, TaskDraft
+from tests.support.databases import DIALECTS
 from tests.support.plans import plan_of, statements_run_by
+
+# A plan is the server's: a pooler in front changes nothing of it.
+pytestmark = pytest.mark.parametrize("dialect", DIALECTS, indirect=True)
 
 MINUTE = timedelta(minutes=1)
 RUNS = 10

@@ -121,3 +121,17 @@ def test_a_cancel_made_again_returns_the_task(store: AgentStore, run: RunRecord)
     held_task, pending = store.tasks.get(first.id), store.tasks.get(second.id)
     assert (held_task.status, held_task.cancel_reason) == (TaskStatus.IN_PROGRESS, "not needed")
     assert pending.status is TaskStatus.ABANDONED
+
+
+def test_a_worker_re_finds_the_tasks_it_holds(store: AgentStore, run: RunRecord) -> None:
+    other_run = store.runs.create("another", "/repo")
+    store.tasks.replace_pending(run.id, drafts(3))
+    store.tasks.replace_pending(other_run.id, drafts(1))
+    mine = store.tasks.claim_next("w1", run_id=run.id, lease=LEASE, limit=2)
+    [elsewhere] = store.tasks.claim_next("w1", run_id=other_run.id, lease=LEASE)
+    store.tasks.claim_next("w2", run_id=run.id, lease=LEASE)
+    assert store.tasks.held_by("w1", run_id=run.id) == mine
+    assert {t.id for t in store.tasks.held_by("w1")} == {t.id for t in [*mine, elsewhere]}
+    store.tasks.complete(mine[0].id, "done", attempt=1)
+    assert store.tasks.held_by("w1", run_id=run.id) == [store.tasks.get(mine[1].id)]
+    assert store.tasks.held_by("nobody") == []

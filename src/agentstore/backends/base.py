@@ -208,6 +208,20 @@ class Backend(ABC):
         # A transaction that can no longer be used (its connection was lost earlier).
         return StoreUnavailableError(f"database call failed: {first_line(exc)}")
 
+    def translate_committing(self, exc: sa.exc.SQLAlchemyError) -> AgentStoreError:
+        """``translate``, for a failure that came while a write was committing (or
+        running, for a write of a single statement in autocommit): where the database
+        gave no answer, the client cannot know whether it committed."""
+        error = self.translate(exc)
+        if isinstance(error, StoreUnavailableError) and self.outcome_unknown(exc):
+            error.maybe_committed = True
+        return error
+
+    def outcome_unknown(self, exc: sa.exc.SQLAlchemyError) -> bool:
+        """Whether a failure leaves the outcome of a COMMIT unknown to the client. Not
+        on an embedded database: its COMMIT either returned or failed."""
+        return False
+
     @abstractmethod
     def classify_driver_error(self, exc: sa.exc.DBAPIError) -> AgentStoreError:
         """The agentstore error for an error the driver raised."""

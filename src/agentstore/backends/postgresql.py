@@ -216,6 +216,13 @@ class PostgresBackend(Backend):
         epoch = sa.cast(sa.func.floor(sa.extract("epoch", column)), sa.BigInteger)
         return epoch // width_seconds * width_seconds
 
+    def outcome_unknown(self, exc: sa.exc.SQLAlchemyError) -> bool:
+        # The server answered with an error: it did not commit. No answer (the connection
+        # dropped, a timeout): the COMMIT may have been applied before the reply was lost.
+        if not isinstance(exc, sa.exc.DBAPIError):
+            return False
+        return exc.connection_invalidated or not getattr(exc.orig, "sqlstate", None)
+
     def classify_driver_error(self, exc: sa.exc.DBAPIError) -> AgentStoreError:
         sqlstate = getattr(exc.orig, "sqlstate", None) or ""
         detail = first_line(exc.orig) if exc.orig is not None else first_line(exc)

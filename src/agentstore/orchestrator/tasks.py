@@ -114,6 +114,20 @@ class TaskRepository(Repository):
         rows = self._connection.execute(query.order_by(Task.position, Task.id))
         return [TaskRecord.from_row(row) for row in rows]
 
+    @reads
+    def held_by(self, worker: str, *, run_id: Id | None = None) -> builtins.list[TaskRecord]:
+        """The tasks ``worker`` holds now (``in_progress`` under its claim), of one run or
+        of any, in plan order: what a worker re-finds when the reply to its claim was lost
+        (``StoreUnavailableError``) and the claim may have committed. Worker names must be
+        unique for this to be a worker's own. Raises ``ValidationError``."""
+        query = sa.select(*TASK_COLUMNS).where(
+            IS_HELD, TASKS.c.claimed_by == validation.text(worker, Task.claimed_by)
+        )
+        if run_id is not None:
+            query = query.where(TASKS.c.run_id == validation.identifier(run_id, "run_id"))
+        rows = self._connection.execute(query.order_by(TASKS.c.run_id, TASKS.c.position))
+        return [TaskRecord.from_row(row) for row in rows]
+
     @writes
     def replace_pending(self, run_id: Id, drafts: Sequence[TaskDraft]) -> builtins.list[TaskRecord]:
         """Replace the run's plan in one transaction: its pending tasks and the tasks

@@ -14,6 +14,7 @@ import contextlib
 import inspect
 import logging
 import os
+import random
 import signal
 import socket
 import traceback
@@ -49,6 +50,8 @@ LOST, CANCELLED, HANDED_BACK = "lost", "cancelled", "handed back"
 ERROR_LIMIT = 4000  # characters of a failure's traceback kept as the attempt's summary
 FIRST_POLL = 0.01  # seconds: the first idle poll after work; it doubles to poll_interval
 LISTEN_TIMEOUT = 60.0  # seconds a listener waits before it waits again
+#: Seconds between tries of a call the database could not answer: doubling, with jitter.
+RETRY_FIRST, RETRY_MOST = 0.05, 5.0
 #: The writes after which a task may be claimable (or due sooner) than before.
 WAKING_WRITES = frozenset(
     {"replace_pending", "requeue_in_progress", "requeue_expired", "release", "fail", "resume"}
@@ -93,6 +96,12 @@ class Worker:
     store in this process, or, on PostgreSQL with ``listen``, anywhere (NOTIFY, on a
     connection of its own; not through a transaction pooler, ``?transaction_pooling=true``).
     A cancellation NOTIFY makes it heartbeat the task at once.
+
+    A call the database does not answer never stops the worker: it tries again with
+    backoff (an attempt's ending for as long as a lease; an ending made again after it
+    committed returns the task). When a claim's reply was lost and the claim may have
+    committed, it re-finds the tasks it holds by its ``name`` (``tasks.held_by``) and
+    works them: a worker's name must be unique among live workers.
     """
 
     def __init__(
@@ -136,6 +145,7 @@ class Worker:
         self._stop_requested = False
         self._wake: asyncio.Event | None = None
         self._running: dict[asyncio.Task[None], _Work] = {}
+        self._refind = False  # a claim's reply was lost: re-find what this worker holds
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handler_is_async = inspect.iscoroutinefunction(handler)
         self._store_threads: ThreadPoolExecutor | None = None
@@ -177,6 +187,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         running = self._running = {}
+        self._refind = False
         unwatch = self.store.watch_writes(self._on_write)
         listening = asyncio.create_task(self._listen()) if self.listen else None
         log.info("worker %s started", self.name, extra={"worker": self.name})
@@ -207,6 +218,7 @@ class Worker:
         assert self._stopping is not None and self._wake is not None
         assert self._slot_freed is not None
         poll = self.poll_interval  # quick polls only after work, when more may follow
+        failures = 0  # claims in a row the database did not answer
         while not self._stopping.is_set():
             self._wake.clear()  # a wake-up from now on is for this round's outcome
             free = self.concurrency - len(running)
@@ -216,6 +228,8 @@ class Worker:
                 await self._slot_freed.wait()
                 continue
             try:
+                if self._refind:  # a claim may have committed unseen: take what it got
+                    self._adopt(await self._call("held_by", self.name, run_id=self.run_id))
                 claimed: list[TaskRecord] = await self._call(
                     "claim_next",
                     self.name,
@@ -228,9 +242,12 @@ class Worker:
                 if not claimed:
                     due = await self._call("next_due", run_id=self.run_id)
             except StoreUnavailableError as exc:  # the database is away: try again later
-                log.warning("worker %s: claim failed: %s", self.name, exc)
-                await self._until(self._stopping.wait(), asyncio.sleep(self.poll_interval))
+                self._refind = self._refind or exc.maybe_committed
+                failures += 1
+                log.warning("worker %s: claim failed (%s in a row): %s", self.name, failures, exc)
+                await self._until(self._stopping.wait(), asyncio.sleep(_backoff(failures)))
                 continue
+            failures = 0
             if claimed:
                 poll = FIRST_POLL
                 continue
@@ -255,6 +272,16 @@ class Worker:
             job = asyncio.create_task(self._work(work))
             running[job] = work
             job.add_done_callback(self._ended)
+
+    def _adopt(self, held: list[TaskRecord]) -> None:
+        """Start the tasks this worker holds but is not working: a claim whose reply was
+        lost committed them."""
+        working = {work.task.id for work in self._running.values()}
+        lost = [task for task in held if task.id not in working]
+        if lost:
+            log.warning("worker %s: re-found %s claimed tasks", self.name, len(lost))
+        self._start(lost, self._running)
+        self._refind = False
 
     def _ended(self, job: asyncio.Task[None]) -> None:
         assert self._slot_freed is not None
@@ -376,6 +403,12 @@ class Worker:
         except ValidationError as exc:  # a result that is not JSON
             await self._fail(task, f"the handler's result was refused: {exc}", None)
             return
+        except StoreUnavailableError as exc:  # complete alone, retrying (a retry is safe)
+            self._refind = self._refind or exc.maybe_committed  # its claim may have gone in
+            done = await self._write("complete", task, summary, result=result, failed=exc)
+            if done is not None:
+                self._counters.completed += 1
+            return
         except AgentStoreError as exc:  # the lease will run out and the task be rescued
             log.error("task %s: could not complete: %s", task.id, exc, extra=self._about(task))
             return
@@ -387,30 +420,59 @@ class Worker:
         self._start(handoff.claimed, self._running)
 
     async def _write(
-        self, operation: str, task: TaskRecord, *args: Any, **kwargs: Any
+        self,
+        operation: str,
+        task: TaskRecord,
+        *args: Any,
+        failed: StoreUnavailableError | None = None,
+        **kwargs: Any,
     ) -> TaskRecord | None:
         """Write how the attempt at ``task`` ended (``store.tasks.<operation>``, fenced by
         its attempt); None if the claim was lost meanwhile (another worker's result
-        stands) or the database is away (the lease will run out and the task be
-        rescued)."""
-        try:
-            ended: TaskRecord = await self._call(
-                operation, task.id, *args, attempt=task.attempt_count, **kwargs
-            )
-            return ended
-        except StaleClaimError:
-            self._counters.lost_leases += 1
-            log.warning(
-                "task %s: claim lost before %s; result discarded",
-                task.id,
-                operation,
-                extra=self._about(task),
-            )
-        except ValidationError:
-            raise
-        except AgentStoreError as exc:
-            log.error("task %s: could not %s: %s", task.id, operation, exc, extra=self._about(task))
-        return None
+        stands) or the database stayed away (the lease will run out and the task be
+        rescued). A call the database did not answer (``failed``: a first try made
+        elsewhere) is made again, with backoff, for as long as a lease: an ending made
+        again after it committed returns the task."""
+        assert self._loop is not None
+        give_up = self._loop.time() + self.lease.total_seconds()
+        tries = 0
+        while True:
+            if failed is not None:
+                tries += 1
+                if not failed.retryable or self._loop.time() >= give_up:
+                    log.error(
+                        "task %s: could not %s: %s",
+                        task.id,
+                        operation,
+                        failed,
+                        extra=self._about(task),
+                    )
+                    return None
+                log.warning("task %s: %s failed, retrying: %s", task.id, operation, failed)
+                await asyncio.sleep(_backoff(tries))
+            try:
+                ended: TaskRecord = await self._call(
+                    operation, task.id, *args, attempt=task.attempt_count, **kwargs
+                )
+                return ended
+            except StaleClaimError:
+                self._counters.lost_leases += 1
+                log.warning(
+                    "task %s: claim lost before %s; result discarded",
+                    task.id,
+                    operation,
+                    extra=self._about(task),
+                )
+                return None
+            except StoreUnavailableError as exc:
+                failed = exc
+            except ValidationError:
+                raise
+            except AgentStoreError as exc:
+                log.error(
+                    "task %s: could not %s: %s", task.id, operation, exc, extra=self._about(task)
+                )
+                return None
 
     # -- wake-ups -----------------------------------------------------------------------
 
@@ -553,3 +615,11 @@ class _Work:
             self.timer.cancel()
         if self.beating is not None:
             self.beating.cancel()
+
+
+def _backoff(tries: int) -> float:
+    """Seconds to wait before try ``tries + 1`` of a call the database did not answer:
+    doubling from ``RETRY_FIRST`` up to ``RETRY_MOST``, jittered so that workers that
+    failed together do not retry together."""
+    delay: float = min(RETRY_MOST, RETRY_FIRST * 2.0 ** min(tries - 1, 16))
+    return delay * random.uniform(0.5, 1.0)
