@@ -78,8 +78,11 @@ class Runs:
         summary: str | Unset | None = UNSET,
         current_task_id: Id | Unset | None = UNSET,
     ) -> RunRecord:
-        """Change the fields given (``None`` clears summary or current task). Raises
-        ``NotFoundError`` (run, or current task), ``ValidationError``."""
+        """Change the fields given (``None`` clears summary or current task). A run that
+        has not ended may take any status; an ended one (completed, failed, cancelled)
+        keeps its status until ``reopen`` (setting the status it has is a no-op, so a
+        retry is safe). Raises ``InvalidTransitionError``, ``NotFoundError`` (run, or
+        current task), ``ValidationError``."""
         return self._calls.write(
             RunRepository,
             RunRepository.update,
@@ -88,6 +91,13 @@ class Runs:
             summary=summary,
             current_task_id=current_task_id,
         )
+
+    def reopen(self, run_id: Id, status: str = RunStatus.PLANNING) -> RunRecord:
+        """Take a run that has ended (completed, failed, cancelled) back to ``status``
+        (planning or running), journalling ``run_reopened``. Raises
+        ``InvalidTransitionError`` (the run has not ended), ``NotFoundError``,
+        ``ValidationError``."""
+        return self._calls.write(RunRepository, RunRepository.reopen, run_id, status)
 
     def pause(self, run_id: Id) -> RunRecord:
         """Pause the run: its tasks are not claimed until ``resume`` (tasks already held
@@ -140,14 +150,16 @@ class Agents:
         run_id: Id,
         role: str,
         *,
-        session_id: str | None = None,
-        turns: int = 0,
-        rotation_count: int = 0,
-        last_prompt_path: str | None = None,
-        last_response_path: str | None = None,
+        session_id: str | Unset | None = UNSET,
+        turns: int | Unset = UNSET,
+        rotation_count: int | Unset = UNSET,
+        last_prompt_path: str | Unset | None = UNSET,
+        last_response_path: str | Unset | None = UNSET,
     ) -> AgentStateRecord:
-        """Insert or replace the role's state, in one statement. Raises ``NotFoundError``
-        (no such run), ``ValidationError``."""
+        """Set the fields given of the role's state (``None`` clears a text field), in
+        one statement; the others keep their values (the first save starts from no
+        session, 0 turns and rotations, no paths). Raises ``NotFoundError`` (no such
+        run), ``ValidationError``."""
         return self._calls.write(
             AgentRepository,
             AgentRepository.save,
@@ -159,6 +171,12 @@ class Agents:
             last_prompt_path=last_prompt_path,
             last_response_path=last_response_path,
         )
+
+    def add_turns(self, run_id: Id, role: str, turns: int = 1) -> AgentStateRecord:
+        """Add ``turns`` to the role's turn count, atomically (concurrent adds all
+        count); a role never saved starts from 0. Raises ``NotFoundError`` (no such
+        run), ``ValidationError``."""
+        return self._calls.write(AgentRepository, AgentRepository.add_turns, run_id, role, turns)
 
 
 class Tasks:

@@ -82,6 +82,8 @@ def valid_calls(w: World) -> dict[str, dict[str, Any]]:
         "runs.delete": {"run_id": uuid.uuid4()},
         "runs.snapshot": {"run_id": w.run},
         "runs.pause": {"run_id": uuid.uuid4()},
+        "runs.reopen": {"run_id": uuid.uuid4(), "status": "planning"},
+        "agents.add_turns": {"run_id": w.run, "role": "builder", "turns": 2},
         "runs.resume": {"run_id": uuid.uuid4()},
         "agents.get": {"run_id": w.run, "role": "strategy"},
         "agents.list": {"run_id": w.run},

@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, cast
 
+from agentstore.boundary import AsyncTransactionPerCall, TransactionPerCall
+from agentstore.errors import ValidationError
 from agentstore.executions.recorder import AsyncRecorder, Recorder
 from agentstore.executions.repository import ExecutionRepository, Trigger, sweep_cutoff
 
@@ -48,7 +50,9 @@ class ExecutionsExtras:
     @contextmanager
     def recording(self, scope_id: str, code: str, *, trigger: Trigger = None) -> Iterator[Recorder]:
         """Record one execution around a block of host code (see ``Recorder``). Storage
-        faults never break the block; they are logged and counted on the recorder."""
+        faults never break the block; they are logged and counted on the recorder.
+        Raises ``ValidationError`` inside a unit (see ``_own_transactions``)."""
+        _own_transactions(self._calls)
         with Recorder(cast("Executions", self), scope_id, code, trigger) as recorder:
             yield recorder
 
@@ -84,7 +88,18 @@ class AsyncExecutionsExtras:
     ) -> AsyncIterator[AsyncRecorder]:
         """Record one execution around a block of host code: ``async with
         store.executions.recording(scope, code) as rec`` (see ``AsyncRecorder``)."""
+        _own_transactions(self._calls)
         async with AsyncRecorder(
             cast("AsyncExecutions", self), scope_id, code, trigger
         ) as recorder:
             yield recorder
+
+
+def _own_transactions(calls: object) -> None:
+    """A recording must outlive the transaction around it: inside a unit (or a host's
+    connection), a rollback would erase the execution the host already ran."""
+    if not isinstance(calls, TransactionPerCall | AsyncTransactionPerCall):
+        raise ValidationError(
+            "record executions through the store itself (store.executions.recording), "
+            "not a unit: a rollback of the unit would erase the record"
+        )

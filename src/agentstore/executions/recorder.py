@@ -9,7 +9,10 @@
         value = await rec.tool("github.issues.list", args, call)  # call: sync or async
 
 The recorded code always wins: a storage fault inside the recorder is logged and counted
-(``rec.faults``), never raised into the block, and never silently lost.
+(``rec.faults``), never raised into the block, and never silently lost. Nothing it opens
+is stranded: a result, argument or payload that is not JSON is stored as a faithful text
+form (``{"not_json": repr(value), "type": "module.Class"}``, counted as a fault), so the
+execution and its tool calls end in a terminal status.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agentstore.errors import ValidationError
 from agentstore.statuses import ExecutionStatus, ToolCallStatus
+from agentstore.types import dumps_json
 
 if TYPE_CHECKING:
     from agentstore.async_faces import AsyncExecutions
@@ -68,10 +73,23 @@ class _Recording:
         failed = self._error is not None
         return {
             "status": ExecutionStatus.FAILED if failed else ExecutionStatus.COMPLETED,
-            "result": self._result,
+            "result": self._storable(self._result, "result"),
             "error_text": self._error,
             "logs": self._logs,
         }
+
+    def _storable(self, value: Any, what: str) -> Any:
+        """``value`` if it is JSON, else its faithful text form (a fault, counted)."""
+        try:
+            dumps_json(value)
+        except ValidationError as exc:
+            self.faults += 1
+            message = f"{what} is not JSON ({exc}); stored as text"
+            self.fault_messages.append(message)
+            log.warning("recording execution %s: %s", self.execution_id, message)
+            kind = type(value)
+            return {"not_json": repr(value), "type": f"{kind.__module__}.{kind.__qualname__}"}
+        return value
 
     def _fault(self, action: str, started: float, exc: Exception) -> None:
         self.faults += 1
@@ -117,7 +135,7 @@ class Recorder(_Recording):
             started = self._store(
                 "record_tool_call",
                 lambda: self._executions.record_tool_call(
-                    self.scope_id, execution_id, tool_path, args=args
+                    self.scope_id, execution_id, tool_path, args=self._storable(args, "args")
                 ),
             )
         try:
@@ -136,7 +154,10 @@ class Recorder(_Recording):
             self._store(
                 "finish_tool_call",
                 lambda: self._executions.finish_tool_call(
-                    self.scope_id, started.id, ToolCallStatus.COMPLETED, result=value
+                    self.scope_id,
+                    started.id,
+                    ToolCallStatus.COMPLETED,
+                    result=self._storable(value, "tool result"),
                 ),
             )
         return value
@@ -152,7 +173,11 @@ class Recorder(_Recording):
         return self._store(
             "request_interaction",
             lambda: self._executions.request_interaction(
-                self.scope_id, execution_id, kind, purpose=purpose, payload=payload
+                self.scope_id,
+                execution_id,
+                kind,
+                purpose=purpose,
+                payload=self._storable(payload, "payload"),
             ),
         )
 
@@ -204,7 +229,7 @@ class AsyncRecorder(_Recording):
             started = await self._store(
                 "record_tool_call",
                 lambda: self._executions.record_tool_call(
-                    self.scope_id, execution_id, tool_path, args=args
+                    self.scope_id, execution_id, tool_path, args=self._storable(args, "args")
                 ),
             )
         try:
@@ -225,7 +250,10 @@ class AsyncRecorder(_Recording):
             await self._store(
                 "finish_tool_call",
                 lambda: self._executions.finish_tool_call(
-                    self.scope_id, started.id, ToolCallStatus.COMPLETED, result=value
+                    self.scope_id,
+                    started.id,
+                    ToolCallStatus.COMPLETED,
+                    result=self._storable(value, "tool result"),
                 ),
             )
         return value
@@ -240,7 +268,11 @@ class AsyncRecorder(_Recording):
         return await self._store(
             "request_interaction",
             lambda: self._executions.request_interaction(
-                self.scope_id, execution_id, kind, purpose=purpose, payload=payload
+                self.scope_id,
+                execution_id,
+                kind,
+                purpose=purpose,
+                payload=self._storable(payload, "payload"),
             ),
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,7 @@ from agentstore import validation
 from agentstore.models import AgentState
 from agentstore.models.base import utcnow
 from agentstore.operations import Repository, reads, writes
-from agentstore.records import from_row
+from agentstore.records import UNSET, Unset, from_row
 from agentstore.validation import Id
 
 AGENT_COLUMNS = tuple(AgentState.__table__.c)
@@ -66,31 +67,61 @@ class AgentRepository(Repository):
         run_id: Id,
         role: str,
         *,
-        session_id: str | None = None,
-        turns: int = 0,
-        rotation_count: int = 0,
-        last_prompt_path: str | None = None,
-        last_response_path: str | None = None,
+        session_id: str | Unset | None = UNSET,
+        turns: int | Unset = UNSET,
+        rotation_count: int | Unset = UNSET,
+        last_prompt_path: str | Unset | None = UNSET,
+        last_response_path: str | Unset | None = UNSET,
     ) -> AgentStateRecord:
-        """Insert or replace the role's state, in one statement. Raises ``NotFoundError``
-        (no such run), ``ValidationError``."""
+        """Set the fields given of the role's state (``None`` clears a text field), in
+        one statement; the others keep their values (the first save starts from no
+        session, 0 turns and rotations, no paths). Raises ``NotFoundError`` (no such
+        run), ``ValidationError``."""
+        given = {
+            name: check(value)
+            for name, value, check in (
+                ("session_id", session_id, _text(AgentState.session_id)),
+                ("turns", turns, _count("turns")),
+                ("rotation_count", rotation_count, _count("rotation_count")),
+                ("last_prompt_path", last_prompt_path, _text(AgentState.last_prompt_path)),
+                ("last_response_path", last_response_path, _text(AgentState.last_response_path)),
+            )
+            if not isinstance(value, Unset)
+        }
+        return self._upsert(run_id, role, given, given)
+
+    @writes
+    def add_turns(self, run_id: Id, role: str, turns: int = 1) -> AgentStateRecord:
+        """Add ``turns`` to the role's turn count, atomically (concurrent adds all
+        count); a role never saved starts from 0. Raises ``NotFoundError`` (no such
+        run), ``ValidationError``."""
+        added = validation.positive_int(turns, "turns")
+        return self._upsert(
+            run_id, role, {"turns": added}, {"turns": AgentState.__table__.c.turns + added}
+        )
+
+    def _upsert(
+        self, run_id: Id, role: str, inserted: dict[str, Any], updated: dict[str, Any]
+    ) -> AgentStateRecord:
+        """Insert the role's state with ``inserted`` (defaults for the rest), or update
+        the existing row with ``updated``: one statement either way."""
+        now = utcnow()
         values = {
             "run_id": validation.identifier(run_id, "run_id"),
             "role": validation.text(role, AgentState.role),
-            "session_id": validation.optional_text(session_id, AgentState.session_id),
-            "turns": validation.positive_int(turns, "turns", minimum=0),
-            "rotation_count": validation.positive_int(rotation_count, "rotation_count", minimum=0),
-            "last_prompt_path": validation.optional_text(
-                last_prompt_path, AgentState.last_prompt_path
-            ),
-            "last_response_path": validation.optional_text(
-                last_response_path, AgentState.last_response_path
-            ),
-            "updated_at": utcnow(),
+            **inserted,
+            "updated_at": now,
         }
         insert = self._backend.insert(AgentState).values(values)
         upsert = insert.on_conflict_do_update(
-            index_elements=["run_id", "role"],
-            set_={key: insert.excluded[key] for key in values if key not in ("run_id", "role")},
+            index_elements=["run_id", "role"], set_={**updated, "updated_at": now}
         ).returning(*AGENT_COLUMNS)
         return AgentStateRecord.from_row(self._connection.execute(upsert).one())
+
+
+def _text(column: Any) -> Callable[[Any], str | None]:
+    return lambda value: validation.optional_text(value, column)
+
+
+def _count(name: str) -> Callable[[Any], int]:
+    return lambda value: validation.positive_int(value, name, minimum=0)

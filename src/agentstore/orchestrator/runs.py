@@ -24,6 +24,7 @@ RUN_COLUMNS = tuple(Run.__table__.c)
 NEWEST_FIRST = "runs:created_at:desc"
 # The statuses a run can be paused from: it has not ended.
 LIVE = (RunStatus.PLANNING, RunStatus.RUNNING, RunStatus.BLOCKED, RunStatus.PAUSED)
+ENDED = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +130,11 @@ class RunRepository(Repository):
         summary: str | Unset | None = UNSET,
         current_task_id: Id | Unset | None = UNSET,
     ) -> RunRecord:
-        """Change the fields given (``None`` clears summary or current task). Raises
-        ``NotFoundError`` (run, or current task), ``ValidationError``."""
+        """Change the fields given (``None`` clears summary or current task). A run that
+        has not ended may take any status; an ended one (completed, failed, cancelled)
+        keeps its status until ``reopen`` (setting the status it has is a no-op, so a
+        retry is safe). Raises ``InvalidTransitionError``, ``NotFoundError`` (run, or
+        current task), ``ValidationError``."""
         values: dict[str, Any] = {}
         if not isinstance(status, Unset):
             values["status"] = validation.status(status, RunStatus).value
@@ -140,7 +144,32 @@ class RunRepository(Repository):
             values["current_task_id"] = validation.optional_identifier(
                 current_task_id, "current_task_id"
             )
-        return self._update(run_id, values)
+        if "status" not in values:
+            return self._update(run_id, values)
+        run_id = validation.identifier(run_id, "run_id")
+        allowed = sa.or_(Run.status.in_([s.value for s in LIVE]), Run.status == values["status"])
+        statement = (
+            sa.update(Run).where(Run.id == run_id, allowed).values(values).returning(*RUN_COLUMNS)
+        )
+        row = self._connection.execute(statement).first()
+        if row is None:
+            current = self.get(run_id)
+            raise InvalidTransitionError(
+                f"run {run_id} has ended ({current.status.value}): reopen it first",
+                status=current.status.value,
+            )
+        return RunRecord.from_row(row)
+
+    @writes
+    def reopen(self, run_id: Id, status: str = RunStatus.PLANNING) -> RunRecord:
+        """Take a run that has ended (completed, failed, cancelled) back to ``status``
+        (planning or running), journalling ``run_reopened``. Raises
+        ``InvalidTransitionError`` (the run has not ended), ``NotFoundError``,
+        ``ValidationError``."""
+        to = validation.status(status, RunStatus)
+        if to not in (RunStatus.PLANNING, RunStatus.RUNNING):
+            raise ValidationError(f"a run reopens to planning or running, not {to.value!r}")
+        return self._move(run_id, to, ENDED, "run_reopened", "Run reopened.")
 
     @writes
     def pause(self, run_id: Id) -> RunRecord:
