@@ -29,6 +29,7 @@ from agentstore.orchestrator import (
     RunPage,
     RunRecord,
     RunSnapshot,
+    SnapshotLimits,
     TaskDraft,
     TaskRecord,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "RunRecord",
     "RunSnapshot",
     "RunStatus",
+    "SnapshotLimits",
     "TaskDraft",
     "TaskRecord",
     "TaskStatus",

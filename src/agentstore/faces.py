@@ -36,7 +36,7 @@ from agentstore.orchestrator.journal import (
     CheckpointRepository,
 )
 from agentstore.orchestrator.runs import RunPage, RunRecord, RunRepository
-from agentstore.orchestrator.snapshot import RunSnapshot
+from agentstore.orchestrator.snapshot import RunSnapshot, SnapshotLimits
 from agentstore.orchestrator.task_records import TaskDraft, TaskRecord
 from agentstore.orchestrator.tasks import Handoff, TaskRepository
 from agentstore.records import UNSET, Unset
@@ -123,10 +123,12 @@ class Runs:
         """Delete the run and everything that belongs to it. Raises ``NotFoundError``."""
         return self._calls.write(RunRepository, RunRepository.delete, run_id)
 
-    def snapshot(self, run_id: Id) -> RunSnapshot:
+    def snapshot(self, run_id: Id, limits: SnapshotLimits | None = None) -> RunSnapshot:
         """Everything about the run at one instant (see ``RunSnapshot``), read in one
-        transaction. Raises ``NotFoundError``."""
-        return self._calls.read(RunRepository, RunRepository.snapshot, run_id)
+        transaction, each list at most as long as ``limits`` says (``SnapshotLimits()``
+        by default); ``truncated`` names the lists that had more. Raises
+        ``NotFoundError``, ``ValidationError``."""
+        return self._calls.read(RunRepository, RunRepository.snapshot, run_id, limits)
 
 
 class Agents:

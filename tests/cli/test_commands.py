@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -189,3 +190,21 @@ def test_an_unmigrated_database_names_the_fix(cli: Cli, empty_db_url: str) -> No
 
 def test_python_dash_m_is_the_same_command(cli: Cli) -> None:
     assert "usage: agentstore" in cli("--help").out
+
+
+def test_a_reader_that_leaves_early_stops_the_command_quietly(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'piped.db'}"
+    with AgentStore.open(url) as store:
+        store.migrate()
+        for n in range(400):
+            store.runs.create(f"goal {n} " + "x" * 200, "/repo")
+    piped = subprocess.run(
+        f"{sys.executable} -m agentstore --url {url} runs list --json --limit 400 | head -c 100",
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert len(piped.stdout) == 100
+    assert piped.stderr == ""

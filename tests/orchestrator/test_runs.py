@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from agentstore import AgentStore, NewEvent, RunRecord, RunStatus, TaskStatus
+from agentstore import (
+    AgentStore,
+    NewEvent,
+    RunRecord,
+    RunStatus,
+    SnapshotLimits,
+    TaskDraft,
+    TaskStatus,
+)
 from agentstore.errors import NotFoundError, ValidationError
 from agentstore.models import Base
 from tests.orchestrator.conftest import drafts
@@ -146,3 +154,21 @@ def test_run_records_are_immutable_with_aware_times(store: AgentStore, run: RunR
     assert run.created_at.tzinfo is not None
     with pytest.raises(AttributeError):
         run.goal = "other"  # type: ignore[misc]
+
+
+def test_a_snapshot_takes_limits_and_says_what_it_cut(store: AgentStore, run: RunRecord) -> None:
+    store.tasks.replace_pending(run.id, [TaskDraft(f"t{n}", "o") for n in range(5)])
+    for n in range(4):
+        store.events.add(run.id, "w", "note", f"note {n}")
+    limits = SnapshotLimits(tasks_per_status=3, events=2)
+    snapshot = store.runs.snapshot(run.id, limits)
+    assert [t.title for t in snapshot.tasks[TaskStatus.PENDING]] == ["t0", "t1", "t2"]
+    assert [e.message for e in snapshot.recent_events] == ["note 2", "note 3"]
+    assert snapshot.truncated == {"tasks.pending", "recent_events"}
+    whole = store.runs.snapshot(run.id)
+    assert len(whole.tasks[TaskStatus.PENDING]) == 5 and whole.truncated == frozenset()
+    exact = store.runs.snapshot(run.id, SnapshotLimits(tasks_per_status=5, events=5))
+    assert exact.truncated == frozenset()  # 5 tasks, 5 events (run_created and 4 notes)
+    for bad in (SnapshotLimits(events=0), {"events": 2}):
+        with pytest.raises(ValidationError):
+            store.runs.snapshot(run.id, bad)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -65,7 +66,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         error(f"database error: {str(exc).strip().splitlines()[0]}")
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader left (`… --json | head`): stop quietly
+        _discard_stdout()
+        return 1
     return 1
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit finds no broken pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ def plain(value: Any) -> Any:
         return {str(plain(k)) if k is not None else None: plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(plain(v) for v in value)
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, uuid.UUID):

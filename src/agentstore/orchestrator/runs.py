@@ -15,7 +15,7 @@ from agentstore.errors import InvalidTransitionError, NotFoundError, ValidationE
 from agentstore.models import Run
 from agentstore.operations import Repository, reads, writes
 from agentstore.orchestrator.common import insert_events, require_run
-from agentstore.orchestrator.snapshot import RunSnapshot, read_snapshot
+from agentstore.orchestrator.snapshot import RunSnapshot, SnapshotLimits, read_snapshot
 from agentstore.records import UNSET, Unset, from_row
 from agentstore.statuses import RunStatus
 from agentstore.validation import Id
@@ -204,10 +204,16 @@ class RunRepository(Repository):
         self._connection.execute(sa.delete(Run).where(Run.id == run_id))
 
     @reads
-    def snapshot(self, run_id: Id) -> RunSnapshot:
+    def snapshot(self, run_id: Id, limits: SnapshotLimits | None = None) -> RunSnapshot:
         """Everything about the run at one instant (see ``RunSnapshot``), read in one
-        transaction. Raises ``NotFoundError``."""
-        return read_snapshot(self._connection, self._backend, self.get(run_id))
+        transaction, each list at most as long as ``limits`` says (``SnapshotLimits()``
+        by default); ``truncated`` names the lists that had more. Raises
+        ``NotFoundError``, ``ValidationError``."""
+        if limits is None:
+            limits = SnapshotLimits()
+        elif not isinstance(limits, SnapshotLimits):
+            raise ValidationError(f"limits must be SnapshotLimits, got {type(limits).__name__}")
+        return read_snapshot(self._connection, self._backend, self.get(run_id), limits.checked())
 
     def _move(
         self,

@@ -4,10 +4,11 @@ connection (the face reads it in one read-only transaction, so the parts agree).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.engine import Connection
 
+from agentstore import validation
 from agentstore.backends import Backend
 from agentstore.orchestrator.agents import AgentRepository, AgentStateRecord
 from agentstore.orchestrator.attempts import AttemptRecord, AttemptRepository
@@ -26,12 +27,16 @@ from agentstore.statuses import TaskStatus
 if TYPE_CHECKING:
     from agentstore.orchestrator.runs import RunRecord
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True, slots=True)
 class RunSnapshot:
     """Tasks are grouped by status (every status present, maybe empty), each group in plan
     order; the journal lists hold the latest entries, oldest first. Every list is bounded
-    (``SnapshotLimits``)."""
+    (``SnapshotLimits``): ``truncated`` names the lists that had more (``"tasks.pending"``,
+    ``"recent_events"``, …), so a reader knows it sees only the first tasks of a status,
+    or only the latest entries of a journal."""
 
     run: RunRecord
     agents: dict[str, AgentStateRecord]
@@ -41,15 +46,24 @@ class RunSnapshot:
     approvals: list[ApprovalRecord]
     artifacts: list[ArtifactRecord]
     latest_checkpoint: CheckpointRecord | None
+    truncated: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
 class SnapshotLimits:
+    """How many entries each list of a snapshot holds at most."""
+
     tasks_per_status: int = 500
     attempts: int = 12
     events: int = 50
     approvals: int = 50
     artifacts: int = 100
+
+    def checked(self) -> SnapshotLimits:
+        """These limits, each a positive integer. Raises ``ValidationError``."""
+        for name in ("tasks_per_status", "attempts", "events", "approvals", "artifacts"):
+            validation.positive_int(getattr(self, name), f"limits.{name}", maximum=9_999)
+        return self
 
 
 def read_snapshot(
@@ -58,19 +72,42 @@ def read_snapshot(
     run: RunRecord,
     limits: SnapshotLimits = SnapshotLimits(),
 ) -> RunSnapshot:
-    """The rest of ``run``'s snapshot, through each aggregate's repository."""
+    """The rest of ``run``'s snapshot, through each aggregate's repository. Each list is
+    read with one entry more than its limit, which tells whether it was cut."""
+    truncated: set[str] = set()
+
+    def first(name: str, items: list[T], limit: int) -> list[T]:  # in plan order
+        if len(items) > limit:
+            truncated.add(name)
+        return items[:limit]
+
+    def latest(name: str, items: list[T], limit: int) -> list[T]:  # oldest first
+        if len(items) > limit:
+            truncated.add(name)
+        return items[len(items) - limit :]
+
     tasks = TaskRepository(connection, backend)
     grouped = {
-        status: tasks.list(run.id, [status], limit=limits.tasks_per_status) for status in TaskStatus
+        status: first(
+            f"tasks.{status.value}",
+            tasks.list(run.id, [status], limit=limits.tasks_per_status + 1),
+            limits.tasks_per_status,
+        )
+        for status in TaskStatus
     }
+    attempts = AttemptRepository(connection, backend).recent(run.id, limits.attempts + 1)
+    events = EventRepository(connection, backend).list(run.id, limits.events + 1)
+    approvals = ApprovalRepository(connection, backend).list(run.id, limits.approvals + 1)
+    artifacts = ArtifactRepository(connection, backend).list(run.id, limit=limits.artifacts + 1)
     checkpoints = CheckpointRepository(connection, backend)
     return RunSnapshot(
         run=run,
         agents={agent.role: agent for agent in AgentRepository(connection, backend).list(run.id)},
         tasks=grouped,
-        recent_attempts=AttemptRepository(connection, backend).recent(run.id, limits.attempts),
-        recent_events=EventRepository(connection, backend).list(run.id, limits.events),
-        approvals=ApprovalRepository(connection, backend).list(run.id, limits.approvals),
-        artifacts=ArtifactRepository(connection, backend).list(run.id, limit=limits.artifacts),
+        recent_attempts=latest("recent_attempts", attempts, limits.attempts),
+        recent_events=latest("recent_events", events, limits.events),
+        approvals=latest("approvals", approvals, limits.approvals),
+        artifacts=latest("artifacts", artifacts, limits.artifacts),
         latest_checkpoint=checkpoints.latest(run.id),
+        truncated=frozenset(truncated),
     )
