@@ -590,7 +590,9 @@ class AsyncExecutions(AsyncExecutionsExtras):
         started_at: datetime | None = None,
     ) -> ExecutionRecord:
         """Record a new execution (``trigger``: a kind such as ``"mcp"``, or a kind and a
-        JSON meta object). Raises ``ConflictError`` (the id exists in the scope),
+        JSON meta object). With the caller's ``id``, creating again the same execution
+        (a retry after a lost reply) returns it and writes nothing. Raises
+        ``ConflictError`` (the id is another execution's in the scope),
         ``ValidationError``."""
         return await self._calls.write(
             ExecutionRepository,
@@ -704,10 +706,13 @@ class AsyncExecutions(AsyncExecutionsExtras):
         args: Any = None,
         namespace: str | None = None,
         started_at: datetime | None = None,
+        id: Id | None = None,
     ) -> ToolCallRecord:
         """Record a tool call as running, counting it on the execution in the same
-        transaction. ``namespace`` defaults to the path's first dotted segment. Raises
-        ``NotFoundError``, ``ValidationError``."""
+        transaction. ``namespace`` defaults to the path's first dotted segment. With the
+        caller's ``id``, recording the same call again (a retry after a lost reply)
+        returns it and writes nothing. Raises ``ConflictError`` (the id is another
+        call's), ``NotFoundError``, ``ValidationError``."""
         return await self._calls.write(
             ExecutionRepository,
             ExecutionRepository.record_tool_call,
@@ -717,6 +722,7 @@ class AsyncExecutions(AsyncExecutionsExtras):
             args=args,
             namespace=namespace,
             started_at=started_at,
+            id=id,
         )
 
     async def record_tool_calls(
@@ -724,8 +730,9 @@ class AsyncExecutions(AsyncExecutionsExtras):
     ) -> builtins.list[UUID]:
         """Record a batch of tool calls as running, all or none, in two statements
         whatever the batch's size: the execution's count and one INSERT. Returns their
-        ids in the order given (what ``finish_tool_call`` needs). Raises
-        ``NotFoundError``, ``ValidationError``."""
+        ids in the order given (what ``finish_tool_call`` needs). Calls given with their
+        ``id`` that were recorded already (a retried batch) are not recorded again.
+        Raises ``ConflictError``, ``NotFoundError``, ``ValidationError``."""
         return await self._calls.write(
             ExecutionRepository,
             ExecutionRepository.record_tool_calls,

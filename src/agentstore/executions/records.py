@@ -67,6 +67,9 @@ class NewToolCall:
     args: Any = None
     namespace: str | None = None  # default: the path's first dotted segment
     started_at: datetime | None = None  # default: now
+    #: The caller's id for the call (default: made here). Recording again a call with its
+    #: id (a retry after a lost reply) records nothing new.
+    id: uuid.UUID | str | None = None
 
 
 @dataclass(frozen=True, slots=True)

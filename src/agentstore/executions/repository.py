@@ -17,7 +17,12 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from agentstore import validation
-from agentstore.errors import InvalidTransitionError, NotFoundError, ValidationError
+from agentstore.errors import (
+    ConflictError,
+    InvalidTransitionError,
+    NotFoundError,
+    ValidationError,
+)
 from agentstore.executions import query as listing
 from agentstore.executions.meta import read_meta
 from agentstore.executions.query import ExecutionQuery
@@ -59,7 +64,8 @@ COUNT_TOOL_CALLS = (
     )
     .values(tool_call_count=_EXECUTIONS.c.tool_call_count + sa.bindparam("added"))
 )
-INSERT_TOOL_CALLS = sa.insert(core_table(ExecutionToolCall))
+_TOOL_CALLS = core_table(ExecutionToolCall)
+INSERT_TOOL_CALLS = sa.insert(_TOOL_CALLS)
 OPEN_STATUSES = [s.value for s in ExecutionStatus if s not in TERMINAL_EXECUTION_STATUSES]
 
 
@@ -124,7 +130,9 @@ class ExecutionRepository(Repository):
         started_at: datetime | None = None,
     ) -> ExecutionRecord:
         """Record a new execution (``trigger``: a kind such as ``"mcp"``, or a kind and a
-        JSON meta object). Raises ``ConflictError`` (the id exists in the scope),
+        JSON meta object). With the caller's ``id``, creating again the same execution
+        (a retry after a lost reply) returns it and writes nothing. Raises
+        ``ConflictError`` (the id is another execution's in the scope),
         ``ValidationError``."""
         kind, meta = _trigger(trigger)
         values: dict[str, Any] = {
@@ -135,10 +143,21 @@ class ExecutionRepository(Repository):
             "trigger_meta": meta,
             "started_at": validation.aware(started_at, "started_at") or utcnow(),
         }
-        if id is not None:
-            values["id"] = validation.identifier(id, "id")
-        statement = sa.insert(Execution).values(values).returning(*EXECUTION_COLUMNS)
-        return ExecutionRecord.from_row(self._connection.execute(statement).one())
+        if id is None:
+            statement = sa.insert(Execution).values(values).returning(*EXECUTION_COLUMNS)
+            return ExecutionRecord.from_row(self._connection.execute(statement).one())
+        values["id"] = validation.identifier(id, "id")
+        insert = self._backend.insert(Execution).values(values).on_conflict_do_nothing()
+        row = self._connection.execute(insert.returning(*EXECUTION_COLUMNS)).first()
+        if row is not None:
+            return ExecutionRecord.from_row(row)
+        stored = self._get(values["scope_id"], values["id"])
+        creation = ["code", "trigger_kind", "trigger_meta"] + ["started_at"] * (
+            started_at is not None
+        )
+        if not _same(stored, values, tuple(creation)):
+            raise ConflictError(f"execution {values['id']} exists in the scope, otherwise")
+        return stored
 
     @reads
     def get(self, scope_id: str, id: Id, *, include_private: bool = False) -> ExecutionView:
@@ -290,12 +309,17 @@ class ExecutionRepository(Repository):
         args: Any = None,
         namespace: str | None = None,
         started_at: datetime | None = None,
+        id: Id | None = None,
     ) -> ToolCallRecord:
         """Record a tool call as running, counting it on the execution in the same
-        transaction. ``namespace`` defaults to the path's first dotted segment. Raises
-        ``NotFoundError``, ``ValidationError``."""
-        call = NewToolCall(tool_path, args, namespace, started_at)
-        [row] = self._insert_tool_calls(scope_id, execution_id, [call])
+        transaction. ``namespace`` defaults to the path's first dotted segment. With the
+        caller's ``id``, recording the same call again (a retry after a lost reply)
+        returns it and writes nothing. Raises ``ConflictError`` (the id is another
+        call's), ``NotFoundError``, ``ValidationError``."""
+        call = NewToolCall(tool_path, args, namespace, started_at, id)
+        [row], stored = self._insert_tool_calls(scope_id, execution_id, [call])
+        if row["id"] in stored:
+            return stored[row["id"]]
         # Every value is known here (the id is made client-side): the record is the row
         # as written, without reading it back.
         return ToolCallRecord(
@@ -319,21 +343,24 @@ class ExecutionRepository(Repository):
     ) -> builtins.list[UUID]:
         """Record a batch of tool calls as running, all or none, in two statements
         whatever the batch's size: the execution's count and one INSERT. Returns their
-        ids in the order given (what ``finish_tool_call`` needs). Raises
-        ``NotFoundError``, ``ValidationError``."""
-        return [row["id"] for row in self._insert_tool_calls(scope_id, execution_id, calls)]
+        ids in the order given (what ``finish_tool_call`` needs). Calls given with their
+        ``id`` that were recorded already (a retried batch) are not recorded again.
+        Raises ``ConflictError``, ``NotFoundError``, ``ValidationError``."""
+        rows, _ = self._insert_tool_calls(scope_id, execution_id, calls)
+        return [row["id"] for row in rows]
 
     def _insert_tool_calls(
         self, scope_id: str, execution_id: Id, calls: Iterable[NewToolCall]
-    ) -> builtins.list[dict[str, Any]]:
-        """Check, count and insert the calls; the rows as written."""
+    ) -> tuple[builtins.list[dict[str, Any]], dict[UUID, ToolCallRecord]]:
+        """Check, count and insert the calls: the rows as written, and the calls that
+        were recorded before (by id)."""
         scope_id = _scope(scope_id)
         execution_id = validation.identifier(execution_id, "execution_id")
         now = utcnow()  # the start of a call recorded without its own started_at
-        rows = [
-            _tool_call_row(scope_id, execution_id, call, now)
-            for call in validation.sequence(calls, "calls")
-        ]
+        checked = validation.sequence(calls, "calls")
+        rows = [_tool_call_row(scope_id, execution_id, call, now) for call in checked]
+        if any(call.id is not None for call in checked):
+            return rows, self._insert_new_tool_calls(scope_id, execution_id, rows, checked)
         counted = self._connection.execute(
             COUNT_TOOL_CALLS,
             {"in_scope": scope_id, "execution": execution_id, "added": len(rows)},
@@ -342,7 +369,43 @@ class ExecutionRepository(Repository):
             raise NotFoundError(f"execution {execution_id} not found in scope {scope_id!r}")
         if rows:
             self._connection.execute(INSERT_TOOL_CALLS, rows)
-        return rows
+        return rows, {}
+
+    def _insert_new_tool_calls(
+        self,
+        scope_id: str,
+        execution_id: UUID,
+        rows: builtins.list[dict[str, Any]],
+        calls: builtins.list[NewToolCall],
+    ) -> dict[UUID, ToolCallRecord]:
+        """Insert the calls whose ids are new and count them; the others must be the
+        same calls (a retry): they are returned, by id. Raises ``ConflictError``."""
+        insert = self._backend.insert(core_table(ExecutionToolCall)).on_conflict_do_nothing()
+        returning = insert.returning(_TOOL_CALLS.c.id)
+        inserted = set(self._connection.execute(returning, rows).scalars())
+        if inserted:  # else every call was recorded before: its execution exists
+            self._connection.execute(
+                COUNT_TOOL_CALLS,
+                {"in_scope": scope_id, "execution": execution_id, "added": len(inserted)},
+            )
+        again = {row["id"]: (row, call) for row, call in zip(rows, calls, strict=True)}
+        for id in inserted:
+            again.pop(id)
+        if not again:
+            return {}
+        stored = self._connection.execute(
+            sa.select(*TOOL_CALL_COLUMNS).where(
+                ExecutionToolCall.scope_id == scope_id, ExecutionToolCall.id.in_(list(again))
+            )
+        )
+        found: dict[UUID, ToolCallRecord] = {}
+        for existing in stored:
+            row, call = again[existing.id]
+            fields = ("execution_id", "tool_path", "namespace", "args")
+            if not _same(existing, row, fields + ("started_at",) * (call.started_at is not None)):
+                raise ConflictError(f"tool call {existing.id} was recorded otherwise")
+            found[existing.id] = ToolCallRecord.from_row(existing)
+        return found
 
     @writes
     def finish_tool_call(
@@ -592,7 +655,7 @@ def _tool_call_row(
     path = validation.text(call.tool_path, ExecutionToolCall.tool_path)
     namespace = call.namespace if call.namespace is not None else path.split(".", 1)[0]
     return {
-        "id": uuid7(),
+        "id": uuid7() if call.id is None else validation.identifier(call.id, "id"),
         "scope_id": scope_id,
         "execution_id": execution_id,
         "status": ToolCallStatus.RUNNING.value,
