@@ -111,13 +111,23 @@ class Runs:
         ``NotFoundError``."""
         return self._calls.write(RunRepository, RunRepository.resume, run_id)
 
-    def increment_cycle(self, run_id: Id) -> RunRecord:
-        """Add one to the run's cycle count, atomically. Raises ``NotFoundError``."""
-        return self._calls.write(RunRepository, RunRepository.increment_cycle, run_id)
+    def increment_cycle(self, run_id: Id, *, expected: int | None = None) -> RunRecord:
+        """Add one to the run's cycle count, atomically. With ``expected`` (the count the
+        caller saw) the add is safe to repeat: the count becomes ``expected + 1`` if it
+        was ``expected``, and is left alone if it already is ``expected + 1`` (a retry
+        after a lost reply). Raises ``ConflictError`` (another count),
+        ``NotFoundError``, ``ValidationError``."""
+        return self._calls.write(
+            RunRepository, RunRepository.increment_cycle, run_id, expected=expected
+        )
 
-    def increment_replan(self, run_id: Id) -> RunRecord:
-        """Add one to the run's replan count, atomically. Raises ``NotFoundError``."""
-        return self._calls.write(RunRepository, RunRepository.increment_replan, run_id)
+    def increment_replan(self, run_id: Id, *, expected: int | None = None) -> RunRecord:
+        """Add one to the run's replan count, atomically; ``expected`` as in
+        ``increment_cycle``. Raises ``ConflictError``, ``NotFoundError``,
+        ``ValidationError``."""
+        return self._calls.write(
+            RunRepository, RunRepository.increment_replan, run_id, expected=expected
+        )
 
     def delete(self, run_id: Id) -> None:
         """Delete the run and everything that belongs to it. Raises ``NotFoundError``."""
@@ -445,16 +455,35 @@ class Events:
         self._calls = calls
 
     def add(
-        self, run_id: Id, source: str, kind: str, message: str, payload: Any = None
+        self,
+        run_id: Id,
+        source: str,
+        kind: str,
+        message: str,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> EventRecord:
-        """Append one event. Raises ``NotFoundError`` (no such run), ``ValidationError``."""
+        """Append one event. With ``idempotency_key``, appending again the same event
+        (a retry after a lost reply) returns it and appends nothing. Raises
+        ``ConflictError`` (the key is another event's of the run), ``NotFoundError`` (no
+        such run), ``ValidationError``."""
         return self._calls.write(
-            EventRepository, EventRepository.add, run_id, source, kind, message, payload
+            EventRepository,
+            EventRepository.add,
+            run_id,
+            source,
+            kind,
+            message,
+            payload,
+            idempotency_key=idempotency_key,
         )
 
     def add_many(self, events: Iterable[NewEvent]) -> int:
-        """Append a batch of events in one round trip, all or none. Returns how many.
-        Raises ``NotFoundError`` (a run does not exist), ``ValidationError``."""
+        """Append a batch of events in one round trip, all or none. Events given with
+        their ``idempotency_key`` that their run has already (a retried batch) are not
+        appended again. Returns how many were appended. Raises ``ConflictError``,
+        ``NotFoundError`` (a run does not exist), ``ValidationError``."""
         return self._calls.write(EventRepository, EventRepository.add_many, events)
 
     def list(self, run_id: Id, limit: int = 50) -> builtins.list[EventRecord]:

@@ -13,6 +13,7 @@ from agentstore import AgentStore, NewEvent, RunRecord
 from agentstore.errors import ConflictError, NotFoundError, ValidationError
 from tests.orchestrator.conftest import claimed_times
 from tests.orchestrator.test_tasks import refused
+from tests.support.state import dump
 
 
 def test_agent_state_save_is_an_upsert(store: AgentStore, run: RunRecord) -> None:
@@ -175,3 +176,30 @@ def test_one_store_serves_many_threads(sync_store: AgentStore) -> None:
     assert store.runs.get(run.id).cycle_count == 120
     assert len(store.events.list(run.id, limit=1000)) == 121
     assert len(store.agents.list(run.id)) == 3
+
+
+def test_an_event_appended_again_with_its_key_is_recorded_once(
+    store: AgentStore, run: RunRecord
+) -> None:
+    first = store.events.add(run.id, "w", "note", "once", {"n": 1}, idempotency_key="k1")
+    before = dump(store)
+    again = store.events.add(run.id, "w", "note", "once", {"n": 1}, idempotency_key="k1")
+    assert again == first and first.idempotency_key == "k1" and dump(store) == before
+    refused(
+        store,
+        ConflictError,
+        lambda: store.events.add(run.id, "w", "note", "twice", idempotency_key="k1"),
+    )
+    other = store.runs.create("another", "/repo")  # a key is unique within its run
+    assert store.events.add(other.id, "w", "note", "once", idempotency_key="k1").id != first.id
+
+
+def test_a_retried_batch_appends_only_its_new_events(store: AgentStore, run: RunRecord) -> None:
+    batch = [NewEvent(run.id, "w", "note", f"n{n}", idempotency_key=f"k{n}") for n in range(2)]
+    assert store.events.add_many(batch) == 2
+    longer = [*batch, NewEvent(run.id, "w", "note", "n2", idempotency_key="k2")]
+    assert store.events.add_many([*longer, NewEvent(run.id, "w", "note", "no key")]) == 2
+    messages = [e.message for e in store.events.list(run.id)]
+    assert messages[-4:] == ["n0", "n1", "n2", "no key"] and len(messages) == 5
+    changed = [NewEvent(run.id, "w", "note", "other", idempotency_key="k0")]
+    refused(store, ConflictError, lambda: store.events.add_many(changed))

@@ -17,7 +17,7 @@ from agentstore import (
     TaskDraft,
     TaskStatus,
 )
-from agentstore.errors import NotFoundError, ValidationError
+from agentstore.errors import ConflictError, NotFoundError, ValidationError
 from agentstore.models import Base
 from tests.orchestrator.conftest import drafts
 from tests.orchestrator.test_tasks import LEASE, refused
@@ -172,3 +172,15 @@ def test_a_snapshot_takes_limits_and_says_what_it_cut(store: AgentStore, run: Ru
     for bad in (SnapshotLimits(events=0), {"events": 2}):
         with pytest.raises(ValidationError):
             store.runs.snapshot(run.id, bad)  # type: ignore[arg-type]
+
+
+def test_an_increment_with_the_count_seen_is_safe_to_repeat(
+    store: AgentStore, run: RunRecord
+) -> None:
+    assert store.runs.increment_cycle(run.id, expected=0).cycle_count == 1
+    assert store.runs.increment_cycle(run.id, expected=0).cycle_count == 1  # a retry
+    assert store.runs.increment_cycle(run.id, expected=1).cycle_count == 2
+    refused(store, ConflictError, lambda: store.runs.increment_cycle(run.id, expected=0))
+    assert store.runs.increment_replan(run.id, expected=0).replan_count == 1
+    assert store.runs.increment_replan(run.id).replan_count == 2  # without: always adds
+    refused(store, ValidationError, lambda: store.runs.increment_cycle(run.id, expected=-1))

@@ -191,6 +191,15 @@ class Event(Base):
         Index("ix_events_run_id_id", "run_id", "id"),
         # Following a run: (transaction_id, id) after the last event seen.
         Index("ix_events_run_id_transaction_id_id", "run_id", "transaction_id", "id"),
+        # An append made again with its key is recorded once (see ``events.add``).
+        Index(
+            "ux_events_run_id_idempotency_key",
+            "run_id",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
         {"sqlite_autoincrement": True},  # never reuse the id of a deleted newest event
     )
 
@@ -203,6 +212,8 @@ class Event(Base):
     payload: Mapped[Any]
     # The writing transaction's id on PostgreSQL; 0 on SQLite (one writer at a time).
     transaction_id: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    # The writer's key for this append, unique within the run (None: no key).
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
 
 
 class Artifact(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 
 from agentstore import validation
 from agentstore.backends import Backend
-from agentstore.errors import ValidationError
+from agentstore.errors import ConflictError, ValidationError
 from agentstore.models import Event, core_table
 from agentstore.operations import Repository, reads, writes
 from agentstore.orchestrator.common import (
@@ -34,6 +35,23 @@ def _add_one(backend: Backend) -> sa.Insert:
     return insert_events_statement(backend).returning(*EVENT_COLUMNS)
 
 
+@functools.cache
+def _add_new(backend: Backend) -> sa.Insert:
+    """An append with idempotency keys: an event whose key its run already has is not
+    appended again."""
+    events = core_table(Event)
+    statement: sa.Insert = (
+        backend.insert(events)
+        .values(transaction_id=backend.transaction_id())
+        .on_conflict_do_nothing(
+            index_elements=["run_id", "idempotency_key"],
+            index_where=events.c.idempotency_key.is_not(None),
+        )
+        .returning(*EVENT_COLUMNS)
+    )
+    return statement
+
+
 @dataclass(frozen=True, slots=True)
 class EventRecord:
     id: int
@@ -43,6 +61,7 @@ class EventRecord:
     kind: str
     message: str
     payload: Any
+    idempotency_key: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> EventRecord:
@@ -58,6 +77,9 @@ class NewEvent:
     kind: str
     message: str
     payload: Any = None
+    #: The writer's key for this append, unique within the run: appending again an
+    #: event with its key (a retry after a lost reply) appends nothing.
+    idempotency_key: str | None = None
 
 
 def _checked(event: NewEvent) -> dict[str, Any]:
@@ -69,6 +91,7 @@ def _checked(event: NewEvent) -> dict[str, Any]:
         "kind": validation.text(event.kind, Event.kind),
         "message": validation.text(event.message, Event.message, required=False),
         "payload": validation.json_value({} if event.payload is None else event.payload, "payload"),
+        "idempotency_key": validation.optional_text(event.idempotency_key, Event.idempotency_key),
     }
 
 
@@ -79,20 +102,45 @@ class EventRepository(Repository):
 
     @writes
     def add(
-        self, run_id: Id, source: str, kind: str, message: str, payload: Any = None
+        self,
+        run_id: Id,
+        source: str,
+        kind: str,
+        message: str,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> EventRecord:
-        """Append one event. Raises ``NotFoundError`` (no such run), ``ValidationError``."""
-        values = _checked(NewEvent(run_id, source, kind, message, payload))
-        statement = _add_one(self._backend)
-        return EventRecord.from_row(self._connection.execute(statement, values).one())
+        """Append one event. With ``idempotency_key``, appending again the same event
+        (a retry after a lost reply) returns it and appends nothing. Raises
+        ``ConflictError`` (the key is another event's of the run), ``NotFoundError`` (no
+        such run), ``ValidationError``."""
+        values = _checked(NewEvent(run_id, source, kind, message, payload, idempotency_key))
+        if idempotency_key is None:
+            statement = _add_one(self._backend)
+            return EventRecord.from_row(self._connection.execute(statement, values).one())
+        row = self._connection.execute(_add_new(self._backend), values).first()
+        if row is not None:
+            return EventRecord.from_row(row)
+        [stored] = self._appended_before([values])
+        return stored
 
     @writes
     def add_many(self, events: Iterable[NewEvent]) -> int:
-        """Append a batch of events in one round trip, all or none. Returns how many.
-        Raises ``NotFoundError`` (a run does not exist), ``ValidationError``."""
+        """Append a batch of events in one round trip, all or none. Events given with
+        their ``idempotency_key`` that their run has already (a retried batch) are not
+        appended again. Returns how many were appended. Raises ``ConflictError``,
+        ``NotFoundError`` (a run does not exist), ``ValidationError``."""
         rows = [_checked(event) for event in validation.sequence(events, "events")]
-        insert_events(self._connection, self._backend, rows)
-        return len(rows)
+        if all(row["idempotency_key"] is None for row in rows):
+            insert_events(self._connection, self._backend, rows)
+            return len(rows)
+        appended = self._connection.execute(_add_new(self._backend), rows).all()
+        keys = {(row.run_id, row.idempotency_key) for row in appended}
+        self._appended_before(
+            [row for row in rows if (row["run_id"], row["idempotency_key"]) not in keys]
+        )
+        return len(appended)
 
     @reads
     def list(self, run_id: Id, limit: int = 50) -> builtins.list[EventRecord]:
@@ -103,6 +151,31 @@ class EventRepository(Repository):
         )
         rows = latest_oldest_first(self._connection, query, [Event.id.desc()], limit)
         return [EventRecord.from_row(row) for row in rows]
+
+    def _appended_before(self, rows: builtins.list[dict[str, Any]]) -> builtins.list[EventRecord]:
+        """The stored events under the keys of ``rows`` (checked events whose append
+        found their key taken), each the same event. Raises ``ConflictError``."""
+        stored = []
+        for row in rows:
+            found = self._connection.execute(
+                sa.select(*EVENT_COLUMNS).where(
+                    Event.run_id == row["run_id"],
+                    Event.idempotency_key == row["idempotency_key"],
+                )
+            ).one()
+            event = EventRecord.from_row(found)
+            payload = json.loads(row["payload"])
+            if (event.source, event.kind, event.message, event.payload) != (
+                row["source"],
+                row["kind"],
+                row["message"],
+                payload,
+            ):
+                raise ConflictError(
+                    f"idempotency key {row['idempotency_key']!r} is another event's of the run"
+                )
+            stored.append(event)
+        return stored
 
     @reads
     def tail(self, run_id: Id, after_id: int = 0, limit: int = 100) -> builtins.list[EventRecord]:

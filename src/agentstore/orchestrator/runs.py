@@ -11,7 +11,12 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from agentstore import cursors, validation
-from agentstore.errors import InvalidTransitionError, NotFoundError, ValidationError
+from agentstore.errors import (
+    ConflictError,
+    InvalidTransitionError,
+    NotFoundError,
+    ValidationError,
+)
 from agentstore.models import Run
 from agentstore.operations import Repository, reads, writes
 from agentstore.orchestrator.common import insert_events, require_run
@@ -187,14 +192,40 @@ class RunRepository(Repository):
         return self._move(run_id, RunStatus.RUNNING, paused, "run_resumed", "Run resumed.")
 
     @writes
-    def increment_cycle(self, run_id: Id) -> RunRecord:
-        """Add one to the run's cycle count, atomically. Raises ``NotFoundError``."""
-        return self._update(run_id, {"cycle_count": Run.cycle_count + 1})
+    def increment_cycle(self, run_id: Id, *, expected: int | None = None) -> RunRecord:
+        """Add one to the run's cycle count, atomically. With ``expected`` (the count the
+        caller saw) the add is safe to repeat: the count becomes ``expected + 1`` if it
+        was ``expected``, and is left alone if it already is ``expected + 1`` (a retry
+        after a lost reply). Raises ``ConflictError`` (another count),
+        ``NotFoundError``, ``ValidationError``."""
+        return self._increment(run_id, "cycle_count", expected)
 
     @writes
-    def increment_replan(self, run_id: Id) -> RunRecord:
-        """Add one to the run's replan count, atomically. Raises ``NotFoundError``."""
-        return self._update(run_id, {"replan_count": Run.replan_count + 1})
+    def increment_replan(self, run_id: Id, *, expected: int | None = None) -> RunRecord:
+        """Add one to the run's replan count, atomically; ``expected`` as in
+        ``increment_cycle``. Raises ``ConflictError``, ``NotFoundError``,
+        ``ValidationError``."""
+        return self._increment(run_id, "replan_count", expected)
+
+    def _increment(self, run_id: Id, name: str, expected: int | None) -> RunRecord:
+        column = Run.__table__.c[name]
+        if expected is None:
+            return self._update(run_id, {name: column + 1})
+        seen = validation.positive_int(expected, "expected", minimum=0, maximum=2**31 - 2)
+        run_id = validation.identifier(run_id, "run_id")
+        statement = (
+            sa.update(Run)
+            .where(Run.id == run_id, column == seen)
+            .values({name: seen + 1})
+            .returning(*RUN_COLUMNS)
+        )
+        row = self._connection.execute(statement).first()
+        if row is not None:
+            return RunRecord.from_row(row)
+        current = self.get(run_id)
+        if getattr(current, name) == seen + 1:
+            return current  # a retry: the add committed before
+        raise ConflictError(f"run {run_id}: {name} is {getattr(current, name)}, not {seen}")
 
     @writes
     def delete(self, run_id: Id) -> None:
