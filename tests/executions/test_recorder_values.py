@@ -9,6 +9,7 @@ import pytest
 
 from agentstore import AgentStore, ExecutionStatus
 from agentstore.errors import ValidationError
+from tests.support.postgres import kill_connections
 
 
 class Widget:
@@ -45,3 +46,23 @@ def test_a_recorder_is_refused_inside_a_unit(store: AgentStore) -> None:
     ):
         rec.log("never reached")
     assert store.executions.list("s").items == []
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+def test_a_lost_connection_strands_nothing(sync_store: AgentStore, db_url: str) -> None:
+    """The recorder names what it writes, so it may try again a call the database did
+    not answer: the execution and its tool call still end, with no fault."""
+    with sync_store.executions.recording("s", "code") as rec:
+        kill_connections(db_url)  # the tool call's record meets a dead connection
+        value = rec.tool("t.x", {}, lambda _: 1)
+        kill_connections(db_url)  # and so does the execution's finish
+        rec.result(value)
+    assert rec.faults == 0 and rec.execution_id is not None
+    execution = sync_store.executions.get("s", rec.execution_id).execution
+    assert (execution.status, execution.result, execution.tool_call_count) == (
+        ExecutionStatus.COMPLETED,
+        1,
+        1,
+    )
+    [call] = sync_store.executions.list_tool_calls("s", rec.execution_id)
+    assert call.status == "completed"

@@ -12,11 +12,14 @@ The recorded code always wins: a storage fault inside the recorder is logged and
 (``rec.faults``), never raised into the block, and never silently lost. Nothing it opens
 is stranded: a result, argument or payload that is not JSON is stored as a faithful text
 form (``{"not_json": repr(value), "type": "module.Class"}``, counted as a fault), so the
-execution and its tool calls end in a terminal status.
+execution and its tool calls end in a terminal status. It names the execution and each
+tool call itself, so a call the database did not answer is tried again (twice, shortly)
+without risk of a duplicate.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
@@ -26,9 +29,9 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agentstore.errors import ValidationError
+from agentstore.errors import StoreUnavailableError, ValidationError
 from agentstore.statuses import ExecutionStatus, ToolCallStatus
-from agentstore.types import dumps_json
+from agentstore.types import dumps_json, uuid7
 
 if TYPE_CHECKING:
     from agentstore.async_faces import AsyncExecutions
@@ -38,6 +41,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 log = logging.getLogger("agentstore.recorder")
+#: Seconds between the tries of a storage call the database did not answer.
+RETRY_PAUSES = (0.05, 0.2)
+#: The calls safe to make again after an unknown outcome: named by the recorder, or ends.
+_REPEATABLE = frozenset({"create", "record_tool_call", "finish", "finish_tool_call"})
+
+
+def _worth_retrying(action: str, exc: Exception) -> bool:
+    """A retryable failure of a call that is safe to repeat (a retry of one that had
+    committed returns the record)."""
+    return action in _REPEATABLE and isinstance(exc, StoreUnavailableError) and exc.retryable
 
 
 class _Recording:
@@ -48,6 +61,7 @@ class _Recording:
         self._code = code
         self._trigger = trigger
         self.execution_id: uuid.UUID | None = None
+        self._id = uuid7()  # named here, so that creating it again is safe
         self.faults = 0  # storage calls that failed
         self.fault_messages: list[str] = []
         self._logs: list[str] = []
@@ -108,7 +122,9 @@ class Recorder(_Recording):
     def __enter__(self) -> Recorder:
         created = self._store(
             "create",
-            lambda: self._executions.create(self.scope_id, self._code, trigger=self._trigger),
+            lambda: self._executions.create(
+                self.scope_id, self._code, trigger=self._trigger, id=self._id
+            ),
         )
         self.execution_id = None if created is None else created.id
         return self
@@ -131,11 +147,16 @@ class Recorder(_Recording):
         completed with its result or failed with its error (re-raised), with duration."""
         execution_id = self.execution_id
         started = None
+        call_id = uuid7()  # named here, so that recording it again is safe
         if execution_id is not None:
             started = self._store(
                 "record_tool_call",
                 lambda: self._executions.record_tool_call(
-                    self.scope_id, execution_id, tool_path, args=self._storable(args, "args")
+                    self.scope_id,
+                    execution_id,
+                    tool_path,
+                    args=self._storable(args, "args"),
+                    id=call_id,
                 ),
             )
         try:
@@ -183,11 +204,16 @@ class Recorder(_Recording):
 
     def _store(self, action: str, call: Callable[[], T]) -> T | None:
         started = time.monotonic()
-        try:
-            return call()
-        except Exception as exc:  # the recorded code must never fail for our sake
-            self._fault(action, started, exc)
-            return None
+        tries = 0
+        while True:
+            try:
+                return call()
+            except Exception as exc:  # the recorded code must never fail for our sake
+                if tries == len(RETRY_PAUSES) or not _worth_retrying(action, exc):
+                    self._fault(action, started, exc)
+                    return None
+            time.sleep(RETRY_PAUSES[tries])
+            tries += 1
 
 
 class AsyncRecorder(_Recording):
@@ -202,7 +228,9 @@ class AsyncRecorder(_Recording):
     async def __aenter__(self) -> AsyncRecorder:
         created = await self._store(
             "create",
-            lambda: self._executions.create(self.scope_id, self._code, trigger=self._trigger),
+            lambda: self._executions.create(
+                self.scope_id, self._code, trigger=self._trigger, id=self._id
+            ),
         )
         self.execution_id = None if created is None else created.id
         return self
@@ -225,11 +253,16 @@ class AsyncRecorder(_Recording):
         ``tool_path``, recording it as ``Recorder.tool`` does."""
         execution_id = self.execution_id
         started = None
+        call_id = uuid7()  # named here, so that recording it again is safe
         if execution_id is not None:
             started = await self._store(
                 "record_tool_call",
                 lambda: self._executions.record_tool_call(
-                    self.scope_id, execution_id, tool_path, args=self._storable(args, "args")
+                    self.scope_id,
+                    execution_id,
+                    tool_path,
+                    args=self._storable(args, "args"),
+                    id=call_id,
                 ),
             )
         try:
@@ -278,8 +311,13 @@ class AsyncRecorder(_Recording):
 
     async def _store(self, action: str, call: Callable[[], Awaitable[T]]) -> T | None:
         started = time.monotonic()
-        try:
-            return await call()
-        except Exception as exc:  # the recorded code must never fail for our sake
-            self._fault(action, started, exc)
-            return None
+        tries = 0
+        while True:
+            try:
+                return await call()
+            except Exception as exc:  # the recorded code must never fail for our sake
+                if tries == len(RETRY_PAUSES) or not _worth_retrying(action, exc):
+                    self._fault(action, started, exc)
+                    return None
+            await asyncio.sleep(RETRY_PAUSES[tries])
+            tries += 1
