@@ -153,17 +153,14 @@ class RunRepository(Repository):
             return self._update(run_id, values)
         run_id = validation.identifier(run_id, "run_id")
         allowed = sa.or_(Run.status.in_([s.value for s in LIVE]), Run.status == values["status"])
-        statement = (
-            sa.update(Run).where(Run.id == run_id, allowed).values(values).returning(*RUN_COLUMNS)
-        )
-        row = self._connection.execute(statement).first()
-        if row is None:
+        updated = self._update_if(run_id, values, allowed)
+        if updated is None:
             current = self.get(run_id)
             raise InvalidTransitionError(
                 f"run {run_id} has ended ({current.status.value}): reopen it first",
                 status=current.status.value,
             )
-        return RunRecord.from_row(row)
+        return updated
 
     @writes
     def reopen(self, run_id: Id, status: str = RunStatus.PLANNING) -> RunRecord:
@@ -213,15 +210,9 @@ class RunRepository(Repository):
             return self._update(run_id, {name: column + 1})
         seen = validation.positive_int(expected, "expected", minimum=0, maximum=2**31 - 2)
         run_id = validation.identifier(run_id, "run_id")
-        statement = (
-            sa.update(Run)
-            .where(Run.id == run_id, column == seen)
-            .values({name: seen + 1})
-            .returning(*RUN_COLUMNS)
-        )
-        row = self._connection.execute(statement).first()
-        if row is not None:
-            return RunRecord.from_row(row)
+        updated = self._update_if(run_id, {name: seen + 1}, column == seen)
+        if updated is not None:
+            return updated
         current = self.get(run_id)
         if getattr(current, name) == seen + 1:
             return current  # a retry: the add committed before
@@ -255,14 +246,10 @@ class RunRepository(Repository):
         message: str,
     ) -> RunRecord:
         run_id = validation.identifier(run_id, "run_id")
-        statement = (
-            sa.update(Run)
-            .where(Run.id == run_id, Run.status.in_([s.value for s in from_statuses]))
-            .values(status=to.value)
-            .returning(*RUN_COLUMNS)
+        moved = self._update_if(
+            run_id, {"status": to.value}, Run.status.in_([s.value for s in from_statuses])
         )
-        row = self._connection.execute(statement).first()
-        if row is None:
+        if moved is None:
             current = self.get(run_id)
             raise InvalidTransitionError(
                 f"cannot move run {run_id} to {to.value}: it is {current.status.value}",
@@ -270,12 +257,25 @@ class RunRepository(Repository):
             )
         event = {"run_id": run_id, "source": "system", "kind": kind, "message": message}
         insert_events(self._connection, self._backend, [event])
-        return RunRecord.from_row(row)
+        return moved
 
     def _update(self, run_id: Id, values: dict[str, Any]) -> RunRecord:
         run_id = validation.identifier(run_id, "run_id")
-        statement = sa.update(Run).where(Run.id == run_id).values(values).returning(*RUN_COLUMNS)
-        row = self._connection.execute(statement).first()
-        if row is None:
+        updated = self._update_if(run_id, values)
+        if updated is None:
             raise NotFoundError(f"run {run_id} not found")
-        return RunRecord.from_row(row)
+        return updated
+
+    def _update_if(
+        self, run_id: UUID, values: dict[str, Any], *conditions: Any
+    ) -> RunRecord | None:
+        """Write ``values`` to the run if it meets ``conditions``, in one statement: the
+        run as written, or None (no such run, or it did not meet them)."""
+        statement = (
+            sa.update(Run)
+            .where(Run.id == run_id, *conditions)
+            .values(values)
+            .returning(*RUN_COLUMNS)
+        )
+        row = self._connection.execute(statement).first()
+        return None if row is None else RunRecord.from_row(row)
