@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint venv
+.PHONY: demo test lint venv chaos
 
 $(BIN)/agentstore-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,3 +24,8 @@ lint: venv
 	$(BIN)/ruff check src tests migrations bench tools
 	$(BIN)/ruff format --check src tests migrations bench tools
 	$(BIN)/mypy --strict src
+
+# The chaos suite at a larger scale than the tests run it (see tests/chaos/drain.py).
+chaos: venv
+	$(BIN)/python -m tests.chaos.drain --dialect sqlite --tasks 5000 --workers 6
+	$(BIN)/python -m tests.chaos.drain --dialect postgresql --tasks 10000 --workers 8

@@ -69,7 +69,7 @@ def revisions(url: str | URL | None = None) -> tuple[set[str], set[str]]:
     heads = set(ScriptDirectory.from_config(config).get_heads())
     engine = create_engine(config.attributes["url"], poolclass=pool.NullPool)
     try:
-        with engine.connect() as connection:
+        with translated(backend_for(engine.url)), engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
             return set(context.get_current_heads()), heads
     finally:

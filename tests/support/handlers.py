@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import time
 import uuid
 from datetime import timedelta
@@ -75,3 +76,9 @@ def work(url: str, run_id: str, face: str, handler_name: str, lease_seconds: flo
     import asyncio
 
     asyncio.run(main())
+
+
+def chaos_job(context: TaskContext) -> str:
+    """A few milliseconds of work, as a job of the chaos suite."""
+    context.sleep(random.uniform(0.001, 0.02))
+    return "done"

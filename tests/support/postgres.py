@@ -84,59 +84,103 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def _local_cluster(bindir: Path) -> Iterator[str]:
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    workdir = Path(tempfile.mkdtemp(prefix="agentstore-pg-"))
-    datadir = workdir / "data"
-    if as_postgres:
-        shutil.chown(workdir, "postgres")
-    port = free_port()
+    with LocalCluster(bindir, durable=False) as cluster:
+        yield cluster.url
 
-    def run(*args: str) -> None:
-        result = subprocess.run([*as_postgres, *args], capture_output=True, text=True)
+
+class LocalCluster:
+    """A throwaway cluster from the local PostgreSQL binaries (run as the ``postgres``
+    user when running as root, since the server refuses to run as root). A test server is
+    not ``durable`` (fsync off: nothing must survive a crash); a durable one is, for the
+    tests that restart or crash it."""
+
+    def __init__(self, bindir: Path, *, durable: bool) -> None:
+        self.bindir = bindir
+        self.durable = durable
+        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self.workdir = Path(tempfile.mkdtemp(prefix="agentstore-pg-"))
+        self.datadir = self.workdir / "data"
+        if self.as_postgres:
+            shutil.chown(self.workdir, "postgres")
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        result = subprocess.run([*self.as_postgres, *args], capture_output=True, text=True)
         if result.returncode != 0:
-            log = workdir / "server.log"
+            log = self.workdir / "server.log"
             detail = log.read_text() if log.exists() else ""
             raise PostgresUnavailable(
                 f"{args[0]} failed: {result.stderr.strip()}\n{detail[-2000:]}"
             )
 
-    run(
-        str(bindir / "initdb"),
-        "-D",
-        str(datadir),
-        "-U",
-        "postgres",
-        "--auth=trust",
-        "--encoding=UTF8",
-        "--locale=C.UTF-8",
-    )
-    # A test server: durability off (nothing here must survive a crash), room for the
-    # many connections the concurrency tests open.
-    options = (
-        f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
-    run(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(datadir),
-        "-o",
-        options,
-        "-l",
-        str(workdir / "server.log"),
-        "-w",
-        "-t",
-        "60",
-        "start",
-    )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
+    def __enter__(self) -> LocalCluster:
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.datadir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+        )
+        self.start()
+        return self
+
+    def start(self) -> None:
+        # Room for the many connections the concurrency tests open; a test server
+        # without durability.
+        options = (
+            f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        )
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-o",
+            options,
+            "-l",
+            str(self.workdir / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast``: a clean shutdown; ``immediate``: a crash (recovery on the next start)."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop")
+
+    def restart(self, mode: str) -> None:
+        self.stop(mode)
+        self.start()
+
+    def __exit__(self, *exc: object) -> None:
         subprocess.run(
-            [*as_postgres, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"],
+            [
+                *self.as_postgres,
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-m",
+                "immediate",
+                "stop",
+            ],
             capture_output=True,
         )
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def durable_cluster() -> LocalCluster:
+    """A durable cluster of the local binaries (enter it to start it), for the tests that
+    restart and crash the server. Raises ``PostgresUnavailable`` without binaries."""
+    bindir = _local_bindir()
+    if bindir is None:
+        raise PostgresUnavailable("no PostgreSQL server binaries found (pg_ctl)")
+    return LocalCluster(bindir, durable=True)
 
 
 def kill_connections(url: str) -> int:

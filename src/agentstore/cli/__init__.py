@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from agentstore.backends import resolve_url
 from agentstore.cli import db, demo, executions, runs, worker
 from agentstore.cli.output import JSON_HELP, URL_HELP, CommandError, error
-from agentstore.errors import AgentStoreError
+from agentstore.errors import AgentStoreError, StoreUnavailableError
 from agentstore.schema import revisions
 from agentstore.store import AgentStore
 
@@ -42,9 +43,20 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
-def require_schema(url: str) -> None:
-    """Refuse to work on a database that is not at head, naming the fix."""
-    current, heads = revisions(url)
+def require_schema(url: str, *, wait: bool = False) -> None:
+    """Refuse to work on a database that is not at head, naming the fix. With ``wait``,
+    a database that cannot be reached for now (restarting, not up yet) is waited for."""
+    tries = 0
+    while True:
+        try:
+            current, heads = revisions(url)
+            break
+        except StoreUnavailableError as exc:
+            if not (wait and exc.retryable):
+                raise
+            tries += 1
+            error(f"database not reachable ({exc}); trying again")
+            time.sleep(min(5.0, 0.1 * 2**tries))
     if current != heads:
         state = "not migrated" if not current else "not at the newest schema"
         raise CommandError(f"the database is {state}: run agentstore db upgrade --url {url}")
@@ -57,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "db":
             return int(args.handler(args))
         if getattr(args, "needs_schema", True):
-            require_schema(args.url)
+            require_schema(args.url, wait=getattr(args, "waits_for_database", False))
         with AgentStore.open(args.url) as store:
             return int(args.handler(store, args))
     except (CommandError, AgentStoreError) as exc:

@@ -43,7 +43,8 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     worker.add_argument(
         "--until-idle", action="store_true", help="also stop once nothing is pending or held"
     )
-    worker.set_defaults(handler=run)
+    # A worker started while the database restarts waits for it, as it would later.
+    worker.set_defaults(handler=run, waits_for_database=True)
 
 
 def load(path: str) -> Any:
