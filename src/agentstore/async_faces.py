@@ -358,11 +358,11 @@ class AsyncTasks:
         summary: str | None = None,
         blocker_signature: str | None = None,
         *,
-        attempt: int | None = None,
+        attempt: int,
     ) -> TaskRecord:
-        """Abandon a pending or in-progress task, journalling ``task_abandoned``. With
-        ``attempt``, only the holder of that claim may, and its attempt is recorded (a
-        retry then returns the task, as ``complete``). Raises as ``complete``."""
+        """The holder of the claim ``attempt`` gives the task up: ``abandoned``, its
+        attempt recorded, ``task_abandoned`` journalled (a retry returns the task, as
+        ``complete``). An operator uses ``force_abandon``. Raises as ``complete``."""
         return await self._calls.write(
             TaskRepository,
             TaskRepository.abandon,
@@ -370,6 +370,16 @@ class AsyncTasks:
             summary,
             blocker_signature,
             attempt=attempt,
+        )
+
+    async def force_abandon(self, task_id: Id, reason: str) -> TaskRecord:
+        """An operator's override: abandon a pending or held task at once, whoever holds
+        it (its holder's next call gets ``StaleClaimError``), journalling
+        ``task_abandoned`` with ``reason``. ``cancel`` is the gentle way: it lets the
+        holder stop. Raises ``InvalidTransitionError`` (the task has ended),
+        ``NotFoundError``, ``ValidationError``."""
+        return await self._calls.write(
+            TaskRepository, TaskRepository.force_abandon, task_id, reason
         )
 
     async def release(self, task_id: Id, reason: str, *, attempt: int) -> TaskRecord:

@@ -346,11 +346,11 @@ class Tasks:
         summary: str | None = None,
         blocker_signature: str | None = None,
         *,
-        attempt: int | None = None,
+        attempt: int,
     ) -> TaskRecord:
-        """Abandon a pending or in-progress task, journalling ``task_abandoned``. With
-        ``attempt``, only the holder of that claim may, and its attempt is recorded (a
-        retry then returns the task, as ``complete``). Raises as ``complete``."""
+        """The holder of the claim ``attempt`` gives the task up: ``abandoned``, its
+        attempt recorded, ``task_abandoned`` journalled (a retry returns the task, as
+        ``complete``). An operator uses ``force_abandon``. Raises as ``complete``."""
         return self._calls.write(
             TaskRepository,
             TaskRepository.abandon,
@@ -359,6 +359,14 @@ class Tasks:
             blocker_signature,
             attempt=attempt,
         )
+
+    def force_abandon(self, task_id: Id, reason: str) -> TaskRecord:
+        """An operator's override: abandon a pending or held task at once, whoever holds
+        it (its holder's next call gets ``StaleClaimError``), journalling
+        ``task_abandoned`` with ``reason``. ``cancel`` is the gentle way: it lets the
+        holder stop. Raises ``InvalidTransitionError`` (the task has ended),
+        ``NotFoundError``, ``ValidationError``."""
+        return self._calls.write(TaskRepository, TaskRepository.force_abandon, task_id, reason)
 
     def release(self, task_id: Id, reason: str, *, attempt: int) -> TaskRecord:
         """Hand a task the caller holds back unfinished (a worker shutting down): pending

@@ -113,8 +113,9 @@ def valid_calls(w: World) -> dict[str, dict[str, Any]]:
             "task_id": uuid.uuid4(),
             "summary": "s",
             "blocker_signature": "b",
-            "attempt": None,
+            "attempt": 1,
         },
+        "tasks.force_abandon": {"task_id": uuid.uuid4(), "reason": "r"},
         "tasks.requeue_in_progress": {"run_id": uuid.uuid4()},
         "tasks.requeue_expired": {},
         "tasks.fail": {

@@ -96,22 +96,18 @@ class TaskMachine(RuleBasedStateMachine):
         task: ModelTask, action: str, attempt: int | None
     ) -> TaskStatus | type[Exception]:
         held = task.status == TaskStatus.IN_PROGRESS
-        if attempt is None and action in ("complete", "block"):
+        if attempt is None and action in ("complete", "block", "abandon"):
             return ValidationError  # the fencing token is required
         if attempt is not None and task.ended.get(attempt) == action:
             return task.status  # a retry: the task as it is
-        allowed = (
-            (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
-            if (action == "abandon" and attempt is None)
-            else (TaskStatus.IN_PROGRESS,)
-        )
+        allowed = (TaskStatus.IN_PROGRESS,)
         if attempt is not None and (
             attempt != task.attempts or task.status in (TaskStatus.PENDING, TaskStatus.ABANDONED)
         ):
             return StaleClaimError
         if task.status not in allowed:
             return InvalidTransitionError
-        assert held or action == "abandon"
+        assert held
         return {
             "complete": TaskStatus.COMPLETED,
             "block": TaskStatus.BLOCKED,

@@ -189,9 +189,16 @@ def test_a_reclaimed_task_refuses_the_previous_holders_token(
     assert store.tasks.complete(second.id, "done", attempt=2).status == TaskStatus.COMPLETED
 
 
-def test_abandoning_a_pending_task_needs_no_token(store: AgentStore, run: RunRecord) -> None:
-    task = store.tasks.replace_pending(run.id, drafts(1))[0]
-    assert store.tasks.abandon(task.id, "dropped").status == TaskStatus.ABANDONED
+def test_an_operator_abandons_a_pending_or_held_task(store: AgentStore, run: RunRecord) -> None:
+    held, pending = store.tasks.replace_pending(run.id, drafts(2))
+    store.tasks.claim_next("w", run_id=run.id, lease=LEASE)  # holds the first
+    refused(store, ValidationError, lambda: store.tasks.abandon(held.id, "x", attempt=None))  # type: ignore[arg-type]
+    for task in (held, pending):
+        assert store.tasks.force_abandon(task.id, "dropped").status == TaskStatus.ABANDONED
+    refused(store, StaleClaimError, lambda: store.tasks.complete(held.id, "late", attempt=1))
+    refused(store, InvalidTransitionError, lambda: store.tasks.force_abandon(held.id, "again"))
+    kinds = [e.kind for e in store.events.list(run.id)]
+    assert kinds.count("task_abandoned") == 2
 
 
 def test_finishing_an_unknown_task_is_not_found(store: AgentStore) -> None:

@@ -341,20 +341,29 @@ class TaskRepository(Repository):
         summary: str | None = None,
         blocker_signature: str | None = None,
         *,
-        attempt: int | None = None,
+        attempt: int,
     ) -> TaskRecord:
-        """Abandon a pending or in-progress task, journalling ``task_abandoned``. With
-        ``attempt``, only the holder of that claim may, and its attempt is recorded (a
-        retry then returns the task, as ``complete``). Raises as ``complete``."""
-        if attempt is None:  # without a fencing token a pending task may be abandoned too
-            params = self._closing(TaskStatus.ABANDONED, summary, blocker_signature)
-            statement = statements(self._backend).close_unclaimed
-            row = self._finish_held(task_id, None, statement, params, "abandon")
-            self._journal(row, "task_abandoned", "Task abandoned.", {})
-            return row
+        """The holder of the claim ``attempt`` gives the task up: ``abandoned``, its
+        attempt recorded, ``task_abandoned`` journalled (a retry returns the task, as
+        ``complete``). An operator uses ``force_abandon``. Raises as ``complete``."""
+        validation.positive_int(attempt, "attempt")  # the fencing token is required
         return self._end(
             task_id, attempt, TaskStatus.ABANDONED, summary, blocker_signature, None, "abandon"
         )
+
+    @writes
+    def force_abandon(self, task_id: Id, reason: str) -> TaskRecord:
+        """An operator's override: abandon a pending or held task at once, whoever holds
+        it (its holder's next call gets ``StaleClaimError``), journalling
+        ``task_abandoned`` with ``reason``. ``cancel`` is the gentle way: it lets the
+        holder stop. Raises ``InvalidTransitionError`` (the task has ended),
+        ``NotFoundError``, ``ValidationError``."""
+        validation.text(reason, Task.implementation_summary)
+        params = self._closing(TaskStatus.ABANDONED, reason, None)
+        statement = statements(self._backend).close_unclaimed
+        row = self._finish_held(task_id, None, statement, params, "force_abandon")
+        self._journal(row, "task_abandoned", "Task abandoned by an operator.", {"reason": reason})
+        return row
 
     @writes
     def release(self, task_id: Id, reason: str, *, attempt: int) -> TaskRecord:
