@@ -162,7 +162,6 @@ def drain(dialect: str, tasks: int, workers: int, budget_seconds: float) -> Figu
                 count += 1
             schedule = rng.sample(kinds, len(kinds))
             frozen: list[tuple[subprocess.Popen[str], float]] = []
-            killed: list[subprocess.Popen[str]] = []
             restarts = 0
             while time.monotonic() - started < budget_seconds:
                 time.sleep(rng.uniform(0.3, 0.8))
@@ -183,7 +182,6 @@ def drain(dialect: str, tasks: int, workers: int, budget_seconds: float) -> Figu
                     victim.kill()
                     victim.wait()
                     running.remove(victim)
-                    killed.append(victim)
                     running.append(start_worker(url, str(run.id), logs, count))
                     numbers[running[-1].pid] = count
                     count += 1

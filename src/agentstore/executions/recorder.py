@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentstore.errors import StoreUnavailableError, ValidationError
 from agentstore.statuses import ExecutionStatus, ToolCallStatus
-from agentstore.types import dumps_json, uuid7
+from agentstore.types import SerializedJSON, dumps_json, uuid7
 
 if TYPE_CHECKING:
     from agentstore.async_faces import AsyncExecutions
@@ -93,9 +93,10 @@ class _Recording:
         }
 
     def _storable(self, value: Any, what: str) -> Any:
-        """``value`` if it is JSON, else its faithful text form (a fault, counted)."""
+        """``value`` as JSON text (serialised once: the store takes it as it is), else its
+        faithful text form (a fault, counted)."""
         try:
-            dumps_json(value)
+            return SerializedJSON(dumps_json(value))
         except ValidationError as exc:
             self.faults += 1
             message = f"{what} is not JSON ({exc}); stored as text"
@@ -103,7 +104,6 @@ class _Recording:
             log.warning("recording execution %s: %s", self.execution_id, message)
             kind = type(value)
             return {"not_json": repr(value), "type": f"{kind.__module__}.{kind.__qualname__}"}
-        return value
 
     def _fault(self, action: str, started: float, exc: Exception) -> None:
         self.faults += 1

@@ -8,6 +8,7 @@ composite key ``(scope_id, execution_id)``.
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -17,6 +18,7 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from agentstore import validation
+from agentstore.backends import Backend
 from agentstore.errors import (
     ConflictError,
     InvalidTransitionError,
@@ -67,6 +69,16 @@ COUNT_TOOL_CALLS = (
 _TOOL_CALLS = core_table(ExecutionToolCall)
 INSERT_TOOL_CALLS = sa.insert(_TOOL_CALLS)
 OPEN_STATUSES = [s.value for s in ExecutionStatus if s not in TERMINAL_EXECUTION_STATUSES]
+
+
+@functools.cache
+def _new_tool_calls_statement(backend: Backend) -> sa.Insert:
+    """Tool calls named by the caller, skipping those recorded before: the ids inserted.
+    Built once per database: a recorder names every call it records."""
+    statement: sa.Insert = (
+        backend.insert(_TOOL_CALLS).on_conflict_do_nothing().returning(_TOOL_CALLS.c.id)
+    )
+    return statement
 
 
 def _milliseconds(start: datetime, end: datetime) -> int:
@@ -380,9 +392,8 @@ class ExecutionRepository(Repository):
     ) -> dict[UUID, ToolCallRecord]:
         """Insert the calls whose ids are new and count them; the others must be the
         same calls (a retry): they are returned, by id. Raises ``ConflictError``."""
-        insert = self._backend.insert(core_table(ExecutionToolCall)).on_conflict_do_nothing()
-        returning = insert.returning(_TOOL_CALLS.c.id)
-        inserted = set(self._connection.execute(returning, rows).scalars())
+        statement = _new_tool_calls_statement(self._backend)
+        inserted = set(self._connection.execute(statement, rows).scalars())
         if inserted:  # else every call was recorded before: its execution exists
             self._connection.execute(
                 COUNT_TOOL_CALLS,
