@@ -47,8 +47,8 @@ async def _async_drain(
                 name, run_id=run_id, lease=LEASE, limit=batch
             ):
                 for task in tasks:
-                    await store.tasks.complete(task.id, "done", attempt=task.attempt_count)
-                    claimed.append((str(task.id), task.attempt_count))
+                    await store.tasks.complete(task.id, "done", attempt=task.attempt)
+                    claimed.append((str(task.id), task.attempt))
 
         began = time.monotonic()
         await asyncio.gather(*(worker(f"task-{i}") for i in range(n)))
@@ -67,8 +67,8 @@ def thread_drain(url: str, run_id: uuid.UUID, n: int, batch: int) -> tuple[float
         def worker(name: str) -> None:
             while tasks := store.tasks.claim_next(name, run_id=run_id, lease=LEASE, limit=batch):
                 for task in tasks:
-                    store.tasks.complete(task.id, "done", attempt=task.attempt_count)
-                    claimed.append((str(task.id), task.attempt_count))
+                    store.tasks.complete(task.id, "done", attempt=task.attempt)
+                    claimed.append((str(task.id), task.attempt))
 
         threads = [threading.Thread(target=worker, args=(f"thread-{i}",)) for i in range(n)]
         began = time.monotonic()
@@ -158,7 +158,7 @@ def drain_once(face: str, url: str, tasks: int, n: int, batch: int) -> Outcome:
     claimed_ids = {task_id for task_id, _ in claims}
     with AgentStore.open(url) as store:
         final = store.tasks.list(run.id)
-        settled = {str(t.id) for t in final if t.status == "completed" and t.attempt_count == 1}
+        settled = {str(t.id) for t in final if t.status == "completed" and t.attempt == 1}
         store.runs.delete(run.id)
     return Outcome(
         tasks / elapsed, len(claims) - len(claimed_ids), tasks - len(claimed_ids & settled)

@@ -33,7 +33,7 @@ from bench.harness import (
 LEASE = timedelta(minutes=5)
 RETURNED = (
     "id, run_id, title, objective, acceptance_criteria, verification_steps, allowed_paths, "
-    "status, position, priority, attempt_count, max_attempts, claimed_by, lease_expires_at, "
+    "status, position, priority, attempt, max_attempts, claimed_by, lease_expires_at, "
     "available_at, retry_delay_seconds, retry_max_delay_seconds, cancel_reason, "
     "implementation_summary, blocker_signature, created_at, updated_at"
 )
@@ -42,12 +42,12 @@ NOT_PAUSED = (
     "NOT EXISTS (SELECT 1 FROM runs WHERE runs.id = tasks.run_id AND runs.status = 'paused')"
 )
 RESCUED_STATUS = """CASE WHEN cancel_reason IS NOT NULL THEN 'abandoned'
-        WHEN max_attempts IS NOT NULL AND attempt_count >= max_attempts THEN 'blocked'
+        WHEN max_attempts IS NOT NULL AND attempt >= max_attempts THEN 'blocked'
         ELSE 'pending' END"""
 RESCUED_BLOCKER = """CASE WHEN cancel_reason IS NULL AND max_attempts IS NOT NULL
-        AND attempt_count >= max_attempts THEN 'lease_expired' ELSE blocker_signature END"""
+        AND attempt >= max_attempts THEN 'lease_expired' ELSE blocker_signature END"""
 ATTEMPT_COLUMNS = (
-    "id, run_id, task_id, attempt_number, status, summary, blocker_signature, result, created_at"
+    "id, run_id, task_id, attempt, status, summary, blocker_signature, result, created_at"
 )
 EVENT_COLUMNS = "run_id, ts, source, kind, message, payload, transaction_id"
 
@@ -62,7 +62,7 @@ WHERE id IN (SELECT id FROM tasks WHERE status = 'in_progress' AND lease_expires
              LIMIT 100)
 RETURNING id"""
 SQLITE_CLAIM = f"""
-UPDATE tasks SET status = 'in_progress', attempt_count = attempt_count + 1,
+UPDATE tasks SET status = 'in_progress', attempt = attempt + 1,
     claimed_by = :worker, lease_expires_at = :lease_expires_at, updated_at = :now
 WHERE id IN (SELECT id FROM tasks WHERE status = 'pending' AND run_id = :run_id
              AND available_at <= :now AND {NOT_PAUSED} ORDER BY position LIMIT :limit)
@@ -70,7 +70,7 @@ RETURNING {RETURNED}"""
 SQLITE_CLOSE = f"""
 UPDATE tasks SET status = 'completed', claimed_by = NULL, lease_expires_at = NULL,
     implementation_summary = :summary, blocker_signature = NULL, updated_at = :now
-WHERE id = :task_id AND status = 'in_progress' AND attempt_count = :attempt
+WHERE id = :task_id AND status = 'in_progress' AND attempt = :attempt
 RETURNING {RETURNED}"""
 SQLITE_RECORD_ATTEMPT = f"""
 INSERT INTO task_attempts ({ATTEMPT_COLUMNS})
@@ -89,17 +89,17 @@ rescued AS (
     UPDATE tasks SET status = {RESCUED_STATUS}, blocker_signature = {RESCUED_BLOCKER},
         available_at = now(), claimed_by = NULL, lease_expires_at = NULL, updated_at = now()
     WHERE id IN (SELECT id FROM rescuable)
-    RETURNING id, run_id, attempt_count, status),
+    RETURNING id, run_id, attempt, status),
 rescued_attempts AS (
     INSERT INTO task_attempts ({ATTEMPT_COLUMNS})
-    SELECT gen_random_uuid(), run_id, id, attempt_count, 'failed',
+    SELECT gen_random_uuid(), run_id, id, attempt, 'failed',
         'The lease expired before the holder finished.', 'lease_expired', '{{}}', now()
     FROM rescued ON CONFLICT DO NOTHING),
 rescued_events AS (
     INSERT INTO events ({EVENT_COLUMNS})
     SELECT run_id, now(), 'system', 'lease_expired_' || CASE status WHEN 'pending'
         THEN 'requeued' ELSE status END, 'Lease expired.',
-        jsonb_build_object('task_id', id::text, 'attempt', attempt_count),
+        jsonb_build_object('task_id', id::text, 'attempt', attempt),
         pg_current_xact_id()::text::bigint
     FROM rescued)"""
 POSTGRES_CLAIM = f"""
@@ -108,7 +108,7 @@ claimable AS MATERIALIZED (
     SELECT id FROM tasks WHERE status = 'pending' AND run_id = %(run_id)s
     AND available_at <= now() AND {NOT_PAUSED}
     ORDER BY position LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-UPDATE tasks SET status = 'in_progress', attempt_count = attempt_count + 1,
+UPDATE tasks SET status = 'in_progress', attempt = attempt + 1,
     claimed_by = %(worker)s, lease_expires_at = now() + %(lease)s, updated_at = now()
 WHERE id IN (SELECT id FROM claimable)
 RETURNING {RETURNED}"""
@@ -116,17 +116,17 @@ POSTGRES_COMPLETE = f"""
 WITH closed AS (
     UPDATE tasks SET status = 'completed', claimed_by = NULL, lease_expires_at = NULL,
         implementation_summary = %(summary)s, blocker_signature = NULL, updated_at = now()
-    WHERE id = %(task_id)s AND status = 'in_progress' AND attempt_count = %(attempt)s
+    WHERE id = %(task_id)s AND status = 'in_progress' AND attempt = %(attempt)s
     RETURNING {RETURNED}),
 closed_attempt AS (
     INSERT INTO task_attempts ({ATTEMPT_COLUMNS})
-    SELECT gen_random_uuid(), run_id, id, attempt_count, 'completed', %(summary)s, NULL,
+    SELECT gen_random_uuid(), run_id, id, attempt, 'completed', %(summary)s, NULL,
         '{{}}', now()
     FROM closed ON CONFLICT DO NOTHING),
 closed_event AS (
     INSERT INTO events ({EVENT_COLUMNS})
     SELECT run_id, now(), 'system', 'task_completed', 'Task completed.',
-        jsonb_build_object('task_id', id::text, 'attempt', attempt_count),
+        jsonb_build_object('task_id', id::text, 'attempt', attempt),
         pg_current_xact_id()::text::bigint
     FROM closed)
 SELECT {RETURNED} FROM closed"""
@@ -156,8 +156,8 @@ def library_drain(drain: Drain, worker: str, ready: Callable[[], None]) -> list[
         ):
             for task in tasks:
                 if drain.complete:
-                    store.tasks.complete(task.id, "done", attempt=task.attempt_count)
-                claimed.append((str(task.id), task.attempt_count))
+                    store.tasks.complete(task.id, "done", attempt=task.attempt)
+                claimed.append((str(task.id), task.attempt))
     return claimed
 
 
@@ -350,7 +350,7 @@ def drain_once(how: str, url: str, tasks: int, workers: int, batch: int, complet
     with AgentStore.open(url) as store:
         final = store.tasks.list(run.id)
         wanted = "completed" if complete else "in_progress"
-        settled = {str(t.id) for t in final if t.status == wanted and t.attempt_count == 1}
+        settled = {str(t.id) for t in final if t.status == wanted and t.attempt == 1}
         store.runs.delete(run.id)
     double_claims = len(claims) - len(claimed_ids)
     lost = tasks - len(claimed_ids & settled)

@@ -94,7 +94,7 @@ PGQUEUER_ENTRYPOINT = "bench_job"
 # tasks whose lease expired (none does here, but the statement looks, as the library's).
 TASK_COLUMNS = (
     "id, run_id, title, objective, acceptance_criteria, verification_steps, allowed_paths, "
-    "status, position, priority, attempt_count, max_attempts, claimed_by, lease_expires_at, "
+    "status, position, priority, attempt, max_attempts, claimed_by, lease_expires_at, "
     "implementation_summary, blocker_signature, created_at, updated_at, available_at, "
     "retry_delay_seconds, retry_max_delay_seconds, cancel_reason"
 )
@@ -107,7 +107,7 @@ claimable AS MATERIALIZED (
       {gate}
     ORDER BY position LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"""
 CLAIM_UPDATE = f"""
-UPDATE tasks SET status = 'in_progress', attempt_count = attempt_count + 1,
+UPDATE tasks SET status = 'in_progress', attempt = attempt + 1,
     claimed_by = %(worker)s, lease_expires_at = now() + %(lease)s, updated_at = now()
 WHERE id IN (SELECT id FROM claimable)
 RETURNING {TASK_COLUMNS}"""
@@ -115,19 +115,19 @@ CLOSED = f"""
 closed AS (
     UPDATE tasks SET status = 'completed', claimed_by = NULL, lease_expires_at = NULL,
         implementation_summary = 'completed', blocker_signature = NULL, updated_at = now()
-    WHERE id = %(task_id)s AND status = 'in_progress' AND attempt_count = %(attempt)s
+    WHERE id = %(task_id)s AND status = 'in_progress' AND attempt = %(attempt)s
     RETURNING {TASK_COLUMNS}),
 attempt AS (
-    INSERT INTO task_attempts (id, run_id, task_id, attempt_number, status, summary,
+    INSERT INTO task_attempts (id, run_id, task_id, attempt, status, summary,
         blocker_signature, result, created_at)
-    SELECT gen_random_uuid(), run_id, id, attempt_count, 'completed', 'completed', NULL,
+    SELECT gen_random_uuid(), run_id, id, attempt, 'completed', 'completed', NULL,
         '{{}}'::jsonb, now()
     FROM closed
     ON CONFLICT DO NOTHING),
 event AS (
     INSERT INTO events (run_id, ts, source, kind, message, payload, transaction_id)
     SELECT run_id, now(), 'system', 'task_completed', 'Task completed.',
-        jsonb_build_object('task_id', id::text, 'attempt', attempt_count),
+        jsonb_build_object('task_id', id::text, 'attempt', attempt),
         pg_current_xact_id()::text::bigint
     FROM closed)"""
 RAW_CLAIM = f"WITH {POSTGRES_RESCUE}," + CLAIMABLE.format(gate="") + CLAIM_UPDATE
@@ -340,7 +340,7 @@ class Contender:
     batches: tuple[int, ...] = (1, 10)
 
 
-TASKS_DONE = "SELECT id::text FROM tasks WHERE status = 'completed' AND attempt_count = 1"
+TASKS_DONE = "SELECT id::text FROM tasks WHERE status = 'completed' AND attempt = 1"
 AGENTSTORE_TABLES = ("runs", "tasks", "task_attempts", "events")
 CONTENDERS = {
     contender.name: contender

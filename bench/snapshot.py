@@ -24,7 +24,7 @@ from bench.harness import (
 LIMITS = SnapshotLimits()
 TASK_COLUMNS = (
     "id, run_id, title, objective, acceptance_criteria, verification_steps, allowed_paths, "
-    "status, position, priority, attempt_count, max_attempts, claimed_by, lease_expires_at, "
+    "status, position, priority, attempt, max_attempts, claimed_by, lease_expires_at, "
     "implementation_summary, blocker_signature, created_at, updated_at"
 )
 # The snapshot's reads, as a person would write them: (SQL with {p} for a parameter,
@@ -39,7 +39,7 @@ READS = [
     ],
     "SELECT run_id, role, session_id, turns, rotation_count, last_prompt_path, "
     "last_response_path, updated_at FROM agent_states WHERE run_id = {p} ORDER BY role",
-    "SELECT id, run_id, task_id, attempt_number, status, summary, blocker_signature, result, "
+    "SELECT id, run_id, task_id, attempt, status, summary, blocker_signature, result, "
     "created_at FROM task_attempts WHERE run_id = {p} ORDER BY created_at DESC, id DESC "
     f"LIMIT {LIMITS.attempts}",
     "SELECT id, run_id, ts, source, kind, message, payload FROM events WHERE run_id = {p} "
@@ -73,7 +73,7 @@ def seed(url: str, tasks: int, events: int) -> uuid.UUID:
             if n % 10 == 0:
                 continue  # left in progress
             # Records the attempt (with its result) and journals the completion too.
-            store.tasks.complete(task.id, "done", attempt=task.attempt_count, result={"n": n})
+            store.tasks.complete(task.id, "done", attempt=task.attempt, result={"n": n})
         for role in ("planner", "coder", "reviewer"):
             store.agents.save(run.id, role, session_id=f"{role}-session", turns=42)
         for n in range(20):

@@ -249,7 +249,7 @@ class AsyncTasks:
         order, or (without ``run_id``) any run's by priority, then time available.
 
         Each claimed task is ``in_progress`` under a lease of ``lease``, its
-        ``attempt_count`` (the fencing token) incremented. Tasks whose lease ran out are
+        ``attempt`` (the fencing token) incremented. Tasks whose lease ran out are
         rescued first (see ``requeue_expired``), so they can be claimed again at once.
         Returns the claimed tasks in claim order, or an empty list. Raises
         ``ValidationError``."""
@@ -435,14 +435,14 @@ class AsyncAttempts:
         self,
         run_id: Id,
         task_id: Id,
-        attempt_number: int,
+        attempt: int,
         status: str,
         summary: str,
         *,
         result: Any = None,
         blocker_signature: str | None = None,
     ) -> AttemptRecord:
-        """Record how attempt ``attempt_number`` of the task ended (``complete``,
+        """Record how attempt ``attempt`` of the task ended (``complete``,
         ``block``, ``fail`` and ``abandon`` record their own; this is for attempts that
         ended otherwise). Raises ``ConflictError`` (that attempt is already recorded),
         ``NotFoundError`` (no such task), ``ValidationError`` (the task is of another
@@ -452,7 +452,7 @@ class AsyncAttempts:
             AttemptRepository.add,
             run_id,
             task_id,
-            attempt_number,
+            attempt,
             status,
             summary,
             result=result,

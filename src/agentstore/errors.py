@@ -31,7 +31,7 @@ class ConflictError(AgentStoreError):
 
 class _RefusedByState(AgentStoreError):
     """A change the row's current state refuses. ``status``: the row's status when it was
-    refused; ``attempt``: a task's attempt count then (None for other rows), so that a
+    refused; ``attempt``: a task's fencing token then (None for other rows), so that a
     caller can act on the refusal without reading the row back."""
 
     def __init__(self, message: str, *, status: str, attempt: int | None = None) -> None:
@@ -54,7 +54,7 @@ class InvalidTransitionError(_RefusedByState):
 
 
 class StaleClaimError(_RefusedByState):
-    """A fencing token (an attempt number) no longer matches: the task was requeued,
+    """A fencing token (a task's ``attempt``) no longer matches: the task was requeued,
     abandoned or claimed again since the caller claimed it (``status`` and ``attempt``:
     where the task is now)."""
 

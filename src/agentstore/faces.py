@@ -239,7 +239,7 @@ class Tasks:
         order, or (without ``run_id``) any run's by priority, then time available.
 
         Each claimed task is ``in_progress`` under a lease of ``lease``, its
-        ``attempt_count`` (the fencing token) incremented. Tasks whose lease ran out are
+        ``attempt`` (the fencing token) incremented. Tasks whose lease ran out are
         rescued first (see ``requeue_expired``), so they can be claimed again at once.
         Returns the claimed tasks in claim order, or an empty list. Raises
         ``ValidationError``."""
@@ -421,14 +421,14 @@ class Attempts:
         self,
         run_id: Id,
         task_id: Id,
-        attempt_number: int,
+        attempt: int,
         status: str,
         summary: str,
         *,
         result: Any = None,
         blocker_signature: str | None = None,
     ) -> AttemptRecord:
-        """Record how attempt ``attempt_number`` of the task ended (``complete``,
+        """Record how attempt ``attempt`` of the task ended (``complete``,
         ``block``, ``fail`` and ``abandon`` record their own; this is for attempts that
         ended otherwise). Raises ``ConflictError`` (that attempt is already recorded),
         ``NotFoundError`` (no such task), ``ValidationError`` (the task is of another
@@ -438,7 +438,7 @@ class Attempts:
             AttemptRepository.add,
             run_id,
             task_id,
-            attempt_number,
+            attempt,
             status,
             summary,
             result=result,

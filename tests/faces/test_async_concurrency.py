@@ -34,7 +34,7 @@ def test_two_hundred_tasks_drain_five_thousand_exactly_once(
                 while claimed := await store.tasks.claim_next(name, run_id=run.id, limit=limit):
                     for task in claimed:
                         claims[task.id] += 1
-                        await store.tasks.complete(task.id, name, attempt=task.attempt_count)
+                        await store.tasks.complete(task.id, name, attempt=task.attempt)
                         completions[task.id] += 1
 
             began = time.perf_counter()
@@ -46,6 +46,6 @@ def test_two_hundred_tasks_drain_five_thousand_exactly_once(
     print(f"\n{dialect} limit={limit}: {TASKS / elapsed:,.0f} tasks/s with {WORKERS} asyncio tasks")
     assert len(tasks) == TASKS
     assert all(task.status is TaskStatus.COMPLETED for task in tasks)  # type: ignore[attr-defined]
-    assert all(task.attempt_count == 1 for task in tasks)  # type: ignore[attr-defined]
+    assert all(task.attempt == 1 for task in tasks)  # type: ignore[attr-defined]
     assert set(claims.values()) == {1}  # no double claims
     assert set(completions.values()) == {1} and len(completions) == TASKS

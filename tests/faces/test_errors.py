@@ -140,7 +140,7 @@ def valid_calls(w: World) -> dict[str, dict[str, Any]]:
         "attempts.add": {
             "run_id": w.run,
             "task_id": w.task,
-            "attempt_number": 7,
+            "attempt": 7,
             "status": "failed",
             "summary": "s",
             "result": {"r": 1},

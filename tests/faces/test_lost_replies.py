@@ -113,4 +113,4 @@ def test_a_worker_works_the_tasks_of_a_claim_whose_reply_was_lost(db_url: str, f
     with AgentStore.open(db_url) as check:
         tasks = check.tasks.list(run.id)
         assert {t.status for t in tasks} == {TaskStatus.COMPLETED}
-        assert {t.attempt_count for t in tasks} == {1}  # none waited for a rescue
+        assert {t.attempt for t in tasks} == {1}  # none waited for a rescue

@@ -69,8 +69,8 @@ def test_through_the_pooler_nothing_lives_in_the_session(pooled_url: str) -> Non
             try:
                 while claimed := store.tasks.claim_next(worker, run_id=run.id):
                     [task] = claimed
-                    store.tasks.heartbeat(task.id, task.attempt_count, timedelta(minutes=1))
-                    store.tasks.complete(task.id, "done", attempt=task.attempt_count)
+                    store.tasks.heartbeat(task.id, task.attempt, timedelta(minutes=1))
+                    store.tasks.complete(task.id, "done", attempt=task.attempt)
             except BaseException as exc:
                 errors.append(exc)
 

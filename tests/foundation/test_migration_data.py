@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 
@@ -13,13 +14,27 @@ import agentstore
 from agentstore.models import Run, Task, TaskAttempt
 from agentstore.statuses import TaskStatus
 
-# The columns revision 0004 adds to tasks; written before it as the tables were then.
-ADDED_BY_0004 = {"available_at", "retry_delay_seconds", "retry_max_delay_seconds", "cancel_reason"}
+# Columns renamed since (by 0008): their names before.
+NAMES_BEFORE_0008 = {
+    "tasks": {"attempt": "attempt_count"},
+    "task_attempts": {"attempt": "attempt_number"},
+}
 
 
-def table_before_0004(model: type) -> sa.Table:
-    columns = [c._copy() for c in model.__table__.c if c.name not in ADDED_BY_0004]  # type: ignore[attr-defined]
-    return sa.Table(model.__tablename__, sa.MetaData(), *columns)  # type: ignore[attr-defined]
+def table_then(connection: sa.Connection, model: type) -> sa.Table:
+    """The model's table as the database holds it at the current revision: the model's
+    column types, under the names the database has, without the columns it lacks yet."""
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    present = {column["name"] for column in sa.inspect(connection).get_columns(table.name)}
+    renamed = NAMES_BEFORE_0008.get(table.name, {})
+    columns = []
+    for column in table.c:
+        copy = column._copy()
+        if column.name not in present and renamed.get(column.name) in present:
+            copy.name = copy.key = renamed[column.name]
+        if copy.name in present:
+            columns.append(copy)
+    return sa.Table(table.name, sa.MetaData(), *columns)
 
 
 def test_0004_keeps_tasks_in_every_status_and_puts_attempts_under_their_tasks_run(
@@ -33,11 +48,11 @@ def test_0004_keeps_tasks_in_every_status_and_puts_attempts_under_their_tasks_ru
     tasks = {status: uuid.uuid4() for status in TaskStatus}
     with engine.begin() as connection:
         connection.execute(
-            sa.insert(table_before_0004(Run)),
+            sa.insert(table_then(connection, Run)),
             [{"id": r, "goal": "g", "repo_path": "/r", "status": "running"} for r in runs],
         )
         connection.execute(
-            sa.insert(table_before_0004(Task)),
+            sa.insert(table_then(connection, Task)),
             [
                 {
                     "id": task_id,
@@ -55,8 +70,9 @@ def test_0004_keeps_tasks_in_every_status_and_puts_attempts_under_their_tasks_ru
         )
         # An attempt recorded under the wrong run, as the old schema let through.
         connection.execute(
-            sa.insert(table_before_0004(TaskAttempt)),
+            sa.insert(table_then(connection, TaskAttempt)),
             {
+                "id": uuid.uuid4(),
                 "run_id": runs[1],
                 "task_id": tasks[TaskStatus.COMPLETED],
                 "attempt_number": 1,
@@ -86,3 +102,60 @@ def test_0004_keeps_tasks_in_every_status_and_puts_attempts_under_their_tasks_ru
         )
         command.upgrade(config, "head")
         assert len(store.tasks.list(runs[0])) == len(TaskStatus)
+
+
+def test_0008_renames_the_fencing_token_and_keeps_its_values(empty_db_url: str) -> None:
+    config = agentstore.schema.alembic_config(empty_db_url)
+    command.upgrade(config, "0007")
+    engine = agentstore.create_engine(empty_db_url)
+    run_id, task_id = uuid.uuid4(), uuid.uuid4()
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(table_then(connection, Run)),
+            {"id": run_id, "goal": "g", "repo_path": "/r", "status": "running"},
+        )
+        connection.execute(
+            sa.insert(table_then(connection, Task)),
+            {
+                "id": task_id,
+                "run_id": run_id,
+                "title": "t",
+                "objective": "o",
+                "status": "pending",
+                "position": 0,
+                "attempt_count": 3,
+            },
+        )
+        connection.execute(
+            sa.insert(table_then(connection, TaskAttempt)),
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "run_id": run_id,
+                    "task_id": task_id,
+                    "attempt_number": n,
+                    "status": "failed",
+                    "summary": f"attempt {n}",
+                    "result": {},
+                }
+                for n in (1, 2)
+            ],
+        )
+
+    command.upgrade(config, "head")
+    with agentstore.AgentStore(engine) as store:
+        assert store.tasks.get(task_id).attempt == 3
+        latest = store.attempts.latest(task_id)
+        assert latest is not None and (latest.attempt, latest.summary) == (2, "attempt 2")
+        with pytest.raises(agentstore.errors.ConflictError):
+            store.attempts.add(run_id, task_id, 2, "failed", "again")
+
+        command.downgrade(config, "0007")
+        with engine.connect() as connection:
+            tasks = table_then(connection, Task)
+            attempts = table_then(connection, TaskAttempt)
+            assert connection.execute(sa.select(tasks.c.attempt_count)).scalar_one() == 3
+            numbers = connection.execute(sa.select(attempts.c.attempt_number)).scalars()
+            assert sorted(numbers) == [1, 2]
+        command.upgrade(config, "head")
+        assert store.tasks.get(task_id).attempt == 3

@@ -72,7 +72,7 @@ def test_eight_workers_drain_two_thousand_tasks_exactly_once(
     tasks = store.tasks.list(run.id)
     assert len(tasks) == 2000
     assert all(task.status == TaskStatus.COMPLETED for task in tasks)  # 0 lost
-    assert all(task.attempt_count == 1 for task in tasks)  # 0 double claims
+    assert all(task.attempt == 1 for task in tasks)  # 0 double claims
     assert set(per_task) == {str(task.id) for task in tasks}
     assert max(per_task.values()) == 1
     assert {entry.outcome for entry in log} == {"completed"}
@@ -108,7 +108,7 @@ def test_a_killed_workers_task_is_rescued_and_its_token_refused(
 
     task = store.tasks.get(uuid.UUID(task_id))
     assert task.status == TaskStatus.COMPLETED
-    assert task.attempt_count == dead_attempt + 1
+    assert task.attempt == dead_attempt + 1
     assert [entry.worker for entry in read_work_log(store)] == ["w0"]
     with pytest.raises(StaleClaimError):
         store.tasks.complete(task.id, "back from the dead", attempt=dead_attempt)

@@ -38,7 +38,7 @@ def test_attempts_one_per_task_and_number(store: AgentStore, run: RunRecord) -> 
     store.attempts.add(run.id, task.id, 1, "failed", "crashed", result={"exit": 1})
     second = store.attempts.add(run.id, task.id, 2, "completed", "ok")
     assert store.attempts.latest(task.id) == second
-    assert [a.attempt_number for a in store.attempts.recent(run.id)] == [1, 2]
+    assert [a.attempt for a in store.attempts.recent(run.id)] == [1, 2]
     refused(store, ConflictError, lambda: store.attempts.add(run.id, task.id, 2, "failed", "x"))
     refused(store, ValidationError, lambda: store.attempts.add(run.id, task.id, 3, "won", "x"))
     refused(
@@ -61,7 +61,7 @@ def test_recent_attempts_are_the_latest_n_oldest_first(store: AgentStore, run: R
     task = claimed_times(store, run, 15)
     for n in range(1, 16):
         store.attempts.add(run.id, task.id, n, "failed", f"try {n}")
-    assert [a.attempt_number for a in store.attempts.recent(run.id)] == list(range(4, 16))
+    assert [a.attempt for a in store.attempts.recent(run.id)] == list(range(4, 16))
 
 
 def test_events_list_the_latest_oldest_first_and_tail_in_order(

@@ -61,6 +61,6 @@ def test_a_claim_late_in_a_transaction_gets_its_whole_lease(
         time.sleep(HELD_FOR)
         [task] = tx.tasks.claim_next("w", run_id=run.id, lease=LEASE)
         returned_at = datetime.now(UTC)
-        held = tx.tasks.heartbeat(task.id, task.attempt_count, LEASE)
+        held = tx.tasks.heartbeat(task.id, task.attempt, LEASE)
     assert task.lease_expires_at is not None and task.lease_expires_at > returned_at
     assert held.lease_expires_at is not None and held.lease_expires_at > returned_at

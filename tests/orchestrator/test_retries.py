@@ -31,7 +31,7 @@ def repeated(store: AgentStore, call: Callable[[], TaskRecord]) -> None:
     again = call()
     assert dump(store) == before
     assert again == store.tasks.get(first.id)
-    assert (again.status, again.attempt_count) == (first.status, first.attempt_count)
+    assert (again.status, again.attempt) == (first.status, first.attempt)
 
 
 ENDINGS: dict[str, Callable[[AgentStore, TaskRecord], TaskRecord]] = {
@@ -81,7 +81,7 @@ def test_a_failure_made_again_after_the_task_moved_on_returns_it(
     task = held(store, run)
     store.tasks.fail(task.id, "boom", attempt=1, retry_in=timedelta(0))
     [again] = store.tasks.claim_next("w2", run_id=run.id, lease=LEASE)
-    assert again.attempt_count == 2
+    assert again.attempt == 2
     before = dump(store)
     assert store.tasks.fail(task.id, "boom", attempt=1) == store.tasks.get(task.id)
     assert dump(store) == before

@@ -50,7 +50,7 @@ def test_each_ending_records_its_attempt_and_journals(store: AgentStore, run: Ru
         else:
             store.tasks.abandon(task.id, "dropped", attempt=1)
         attempt = store.attempts.latest(task.id)
-        assert attempt is not None and attempt.attempt_number == 1
+        assert attempt is not None and attempt.attempt == 1
         assert attempt.run_id == run.id
         assert attempt.status is AttemptStatus(outcome)
     assert store.attempts.latest(task.id).summary == "dropped"  # type: ignore[union-attr]
@@ -74,7 +74,7 @@ def test_a_failure_comes_back_after_the_backoff(store: AgentStore, run: RunRecor
     task = plan_one(store, run, backoff=backoff)
     for attempt in (1, 2):
         [held] = claim(store, run)
-        assert held.attempt_count == attempt  # type: ignore[attr-defined]
+        assert held.attempt == attempt  # type: ignore[attr-defined]
         failed_at = datetime.now(UTC)
         retried = store.tasks.fail(task.id, f"boom {attempt}", attempt=attempt)  # type: ignore[attr-defined]
         assert retried.status is TaskStatus.PENDING and retried.claimed_by is None
@@ -85,7 +85,7 @@ def test_a_failure_comes_back_after_the_backoff(store: AgentStore, run: RunRecor
         wait_until(retried.available_at)
     [held] = claim(store, run)
     store.tasks.complete(task.id, "third time lucky", attempt=3)  # type: ignore[attr-defined]
-    outcomes = [(a.attempt_number, a.status, a.summary) for a in store.attempts.recent(run.id)]
+    outcomes = [(a.attempt, a.status, a.summary) for a in store.attempts.recent(run.id)]
     assert outcomes == [
         (1, AttemptStatus.FAILED, "boom 1"),
         (2, AttemptStatus.FAILED, "boom 2"),
@@ -99,7 +99,7 @@ def test_retry_in_overrides_the_backoff(store: AgentStore, run: RunRecord) -> No
     claim(store, run)
     store.tasks.fail(task.id, "try again now", attempt=1, retry_in=timedelta(0))  # type: ignore[attr-defined]
     [again] = claim(store, run)
-    assert again.attempt_count == 2  # type: ignore[attr-defined]
+    assert again.attempt == 2  # type: ignore[attr-defined]
 
 
 def test_failures_use_up_max_attempts_and_block(store: AgentStore, run: RunRecord) -> None:
@@ -170,10 +170,10 @@ def test_a_claim_rescues_an_expired_lease_without_a_reaper(
     [lost] = store.tasks.claim_next("dead worker", run_id=run.id, lease=SHORT)
     wait_until(lost.lease_expires_at)  # type: ignore[arg-type]
     [rescued] = store.tasks.claim_next("next worker", run_id=run.id)
-    assert rescued.id == task.id and rescued.attempt_count == 2  # type: ignore[attr-defined]
+    assert rescued.id == task.id and rescued.attempt == 2  # type: ignore[attr-defined]
     assert rescued.claimed_by == "next worker"
     first = store.attempts.recent(run.id)[0]
-    assert (first.attempt_number, first.status, first.blocker_signature) == (
+    assert (first.attempt, first.status, first.blocker_signature) == (
         1,
         AttemptStatus.FAILED,
         "lease_expired",
@@ -267,7 +267,7 @@ def test_complete_and_claim_still_claims_when_the_claim_was_lost(
     handoff = store.tasks.complete_and_claim(first.id, "late", attempt=1, worker="w", run_id=run.id)
     assert handoff.completed is None
     assert [task.id for task in handoff.claimed] == [first.id]  # back in plan order
-    assert store.tasks.get(first.id).attempt_count == 2
+    assert store.tasks.get(first.id).attempt == 2
 
 
 def test_complete_and_claim_ends_its_own_expired_claim_and_rescues_the_others(
@@ -283,10 +283,10 @@ def test_complete_and_claim_ends_its_own_expired_claim_and_rescues_the_others(
     wait_until(lost.lease_expires_at)  # type: ignore[attr-defined]
     handoff = store.tasks.complete_and_claim(mine.id, "done", attempt=1, worker="w", run_id=run.id)
     assert handoff.completed is not None and handoff.completed.id == held.id  # type: ignore[attr-defined]
-    assert [(t.id, t.attempt_count) for t in handoff.claimed] == [(theirs.id, 2)]
+    assert [(t.id, t.attempt) for t in handoff.claimed] == [(theirs.id, 2)]
     # One transaction's events: their order among themselves is not promised.
     assert sorted(kinds(store, run)) == ["lease_expired_requeued", "task_completed"]
-    attempts = {(a.task_id, a.attempt_number): a.status for a in store.attempts.recent(run.id)}
+    attempts = {(a.task_id, a.attempt): a.status for a in store.attempts.recent(run.id)}
     assert attempts == {
         (mine.id, 1): AttemptStatus.COMPLETED,
         (theirs.id, 1): AttemptStatus.FAILED,

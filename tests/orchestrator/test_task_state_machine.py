@@ -129,7 +129,7 @@ class TaskMachine(RuleBasedStateMachine):
         tasks = self.store.tasks.list(self.run_id)
         assert [t.id for t in tasks] == self._ids()
         for task in tasks:
-            assert (task.status, task.attempt_count) == (
+            assert (task.status, task.attempt) == (
                 self.model[task.id].status,
                 self.model[task.id].attempts,
             )

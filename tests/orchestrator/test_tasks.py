@@ -46,7 +46,7 @@ def test_replace_pending_abandons_pending_and_held_tasks(store: AgentStore, run:
     assert all(statuses[t.id] == TaskStatus.ABANDONED for t in old)
     assert all(statuses[t.id] == TaskStatus.PENDING for t in new)
     with pytest.raises(StaleClaimError):
-        store.tasks.complete(held.id, "done late", attempt=held.attempt_count)
+        store.tasks.complete(held.id, "done late", attempt=held.attempt)
 
 
 def test_a_new_plan_comes_after_the_old_one_in_plan_order(
@@ -97,7 +97,7 @@ def test_a_claim_sets_holder_lease_and_attempt(store: AgentStore, run: RunRecord
     task = store.tasks.claim_next("worker-7", run_id=run.id, lease=LEASE)[0]
     assert task.status == TaskStatus.IN_PROGRESS
     assert task.claimed_by == "worker-7"
-    assert task.attempt_count == 1
+    assert task.attempt == 1
     assert task.lease_expires_at is not None and task.lease_expires_at > task.updated_at
 
 
@@ -126,7 +126,7 @@ def test_claim_next_refuses_bad_arguments(store: AgentStore, run: RunRecord) -> 
 def test_heartbeat_extends_the_lease_of_the_holder(store: AgentStore, run: RunRecord) -> None:
     store.tasks.replace_pending(run.id, drafts(1))
     task = store.tasks.claim_next("w", run_id=run.id, lease=timedelta(seconds=5))[0]
-    extended = store.tasks.heartbeat(task.id, task.attempt_count, timedelta(hours=1))
+    extended = store.tasks.heartbeat(task.id, task.attempt, timedelta(hours=1))
     assert task.lease_expires_at is not None and extended.lease_expires_at is not None
     assert extended.lease_expires_at > task.lease_expires_at
 
@@ -143,13 +143,13 @@ def test_the_holder_finishes_its_task(store: AgentStore, run: RunRecord, finish:
     store.tasks.replace_pending(run.id, drafts(1))
     task = store.tasks.claim_next("w", run_id=run.id, lease=LEASE)[0]
     if finish == "complete":
-        done = store.tasks.complete(task.id, "implemented", attempt=task.attempt_count)
+        done = store.tasks.complete(task.id, "implemented", attempt=task.attempt)
         assert (done.status, done.implementation_summary) == (TaskStatus.COMPLETED, "implemented")
     elif finish == "block":
-        done = store.tasks.block(task.id, "stuck", "missing-dep", attempt=task.attempt_count)
+        done = store.tasks.block(task.id, "stuck", "missing-dep", attempt=task.attempt)
         assert (done.status, done.blocker_signature) == (TaskStatus.BLOCKED, "missing-dep")
     else:
-        done = store.tasks.abandon(task.id, "no longer needed", attempt=task.attempt_count)
+        done = store.tasks.abandon(task.id, "no longer needed", attempt=task.attempt)
         assert done.status == TaskStatus.ABANDONED
     assert done.claimed_by is None and done.lease_expires_at is None
 
@@ -184,7 +184,7 @@ def test_a_reclaimed_task_refuses_the_previous_holders_token(
     store.tasks.claim_next("first", run_id=run.id, lease=LEASE)
     store.tasks.requeue_in_progress(run.id)
     second = store.tasks.claim_next("second", run_id=run.id, lease=LEASE)[0]
-    assert second.attempt_count == 2
+    assert second.attempt == 2
     refused(store, StaleClaimError, lambda: store.tasks.complete(second.id, "late", attempt=1))
     assert store.tasks.complete(second.id, "done", attempt=2).status == TaskStatus.COMPLETED
 
@@ -238,7 +238,7 @@ def test_a_task_whose_lease_keeps_expiring_ends_blocked(store: AgentStore, run: 
     store.tasks.replace_pending(run.id, drafts(1, max_attempts=3))
     for attempt in range(1, 4):
         task = store.tasks.claim_next("w", run_id=run.id, lease=timedelta(milliseconds=10))[0]
-        assert task.attempt_count == attempt
+        assert task.attempt == attempt
         time.sleep(0.05)
         assert store.tasks.requeue_expired() == 1
     final = store.tasks.get(task.id)

@@ -63,11 +63,11 @@ def drain(url: str, run_id: str, worker: str, limit: int, start: Any, stop: Any)
                 continue
             for task in claimed:
                 try:
-                    store.tasks.complete(task.id, f"done by {worker}", attempt=task.attempt_count)
+                    store.tasks.complete(task.id, f"done by {worker}", attempt=task.attempt)
                 except StaleClaimError:
-                    _log(store, task.id, worker, task.attempt_count, "stale")
+                    _log(store, task.id, worker, task.attempt, "stale")
                 else:
-                    _log(store, task.id, worker, task.attempt_count, "completed")
+                    _log(store, task.id, worker, task.attempt, "completed")
 
 
 def claim_and_hang(url: str, run_id: str, lease_seconds: float, claims: Any) -> None:
@@ -76,7 +76,7 @@ def claim_and_hang(url: str, run_id: str, lease_seconds: float, claims: Any) -> 
         task = store.tasks.claim_next(
             "doomed", run_id=uuid.UUID(run_id), lease=timedelta(seconds=lease_seconds)
         )[0]
-        claims.put((str(task.id), task.attempt_count))
+        claims.put((str(task.id), task.attempt))
         while True:
             time.sleep(1)
 

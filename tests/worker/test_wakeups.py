@@ -97,7 +97,7 @@ def test_a_retry_that_becomes_due_wakes_the_worker_at_its_time(
         # Retried in a second: the NOTIFY wakes the worker, which sleeps until then.
         sync_store.tasks.fail(task.id, "boom", attempt=1, retry_in=timedelta(seconds=1))
         wait_for(lambda: sync_store.tasks.get(task.id).status is TaskStatus.COMPLETED, 20)
-    assert sync_store.tasks.get(task.id).attempt_count == 2
+    assert sync_store.tasks.get(task.id).attempt == 2
 
 
 def test_a_plan_through_the_workers_own_store_wakes_it(

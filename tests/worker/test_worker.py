@@ -77,9 +77,9 @@ def test_a_failing_handler_is_retried_after_its_backoff(
 
     def handler(context: TaskContext) -> str:
         started_at.append(datetime.now(UTC))
-        if context.task.attempt_count < 3:
+        if context.task.attempt < 3:
             failed_at.append(datetime.now(UTC))
-            raise RuntimeError(f"boom {context.task.attempt_count}")
+            raise RuntimeError(f"boom {context.task.attempt}")
         return "third time lucky"
 
     counters = workers.run(handler, run_id=run.id)
@@ -123,13 +123,13 @@ def test_retry_and_block_are_explicit_outcomes(
     def handler(context: TaskContext) -> str:
         if context.task.id == blocked.id:
             raise Block("needs a person", signature="needs-approval")
-        if context.task.attempt_count == 1:
+        if context.task.attempt == 1:
             raise Retry("not yet", after=timedelta(milliseconds=100))
         return "done"
 
     counters = workers.run(handler, run_id=run.id)
     assert (counters.completed, counters.retried, counters.blocked) == (1, 1, 1)
-    assert sync_store.tasks.get(retried.id).attempt_count == 2
+    assert sync_store.tasks.get(retried.id).attempt == 2
     ended = sync_store.tasks.get(blocked.id)
     assert (ended.status, ended.blocker_signature) == (TaskStatus.BLOCKED, "needs-approval")
 
@@ -223,12 +223,12 @@ def test_a_lost_lease_discards_the_result_and_the_task_is_worked_again(
     slow = handler_until_cancelled(face, started)
 
     def handler(context: TaskContext) -> Any:
-        return slow(context) if context.task.attempt_count == 1 else "second attempt"
+        return slow(context) if context.task.attempt == 1 else "second attempt"
 
     if face == "async":
 
         async def handler(context: TaskContext) -> Any:  # type: ignore[misc]
-            if context.task.attempt_count == 1:
+            if context.task.attempt == 1:
                 return await slow(context)
             return "second attempt"
 
@@ -240,7 +240,7 @@ def test_a_lost_lease_discards_the_result_and_the_task_is_worked_again(
         counters = stop()
     assert counters.lost_leases == 1 and counters.completed == 1
     done = sync_store.tasks.get(task.id)
-    assert (done.attempt_count, done.implementation_summary) == (2, "second attempt")
+    assert (done.attempt, done.implementation_summary) == (2, "second attempt")
 
 
 def test_stopping_hands_back_what_does_not_finish_within_grace(

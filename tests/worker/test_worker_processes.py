@@ -58,7 +58,7 @@ def test_eight_worker_processes_do_every_task_once_with_one_killed_mid_task(
     assert len(done) == 2000 and set(done.values()) == {1}
     [lost] = [row for row in log if row.outcome == "claimed"]
     rescued = store.tasks.get(lost.task_id)
-    assert rescued.attempt_count == 2
+    assert rescued.attempt == 2
     kinds = [event.kind for event in store.events.list(run.id, limit=5000)]
     assert kinds.count("lease_expired_requeued") == 1
 

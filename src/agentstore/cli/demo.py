@@ -61,7 +61,7 @@ def worker(url: str, run_id: str, name: str) -> None:
                 files = rec.tool(
                     "repo.files.list", {"task": task.title}, lambda a: ["a.py", "b.py"]
                 )
-                if task.position == FLAKY and task.attempt_count == 1:
+                if task.position == FLAKY and task.attempt == 1:
                     raise RuntimeError("the build server dropped the connection")
                 rec.tool("repo.files.write", {"files": files}, lambda a: len(a["files"]))
                 if task.position == 1:
@@ -121,7 +121,7 @@ def run(store: AgentStore, args: argparse.Namespace) -> int:
 def report(store: AgentStore, run_id: uuid.UUID, planned: int) -> None:
     snapshot = store.runs.snapshot(run_id)
     completed = snapshot.tasks[TaskStatus.COMPLETED]
-    rescued = [task for task in completed if task.attempt_count > 1 and task.position != FLAKY]
+    rescued = [task for task in completed if task.attempt > 1 and task.position != FLAKY]
     retried = [task for task in completed if task.position == FLAKY]
     print(f"\nrun {run_id} [{snapshot.run.status.value}]")
     print("tasks: " + "  ".join(f"{s.value} {len(t)}" for s, t in snapshot.tasks.items()))
@@ -130,14 +130,14 @@ def report(store: AgentStore, run_id: uuid.UUID, planned: int) -> None:
     for task in rescued:
         print(
             f"rescued: {task.title}: its worker died holding it, the lease expired, and "
-            f"attempt {task.attempt_count} was {task.implementation_summary}"
+            f"attempt {task.attempt} was {task.implementation_summary}"
         )
     for task in retried:
         failed = store.attempts.recent(run_id, limit=planned * 3)
-        first = next(a for a in failed if a.task_id == task.id and a.attempt_number == 1)
+        first = next(a for a in failed if a.task_id == task.id and a.attempt == 1)
         print(
             f"retried: {task.title}: attempt 1 failed ({first.summary.strip().splitlines()[-1]}), "
-            f"and attempt {task.attempt_count} completed after its backoff"
+            f"and attempt {task.attempt} completed after its backoff"
         )
     print("latest events:")
     for event in snapshot.recent_events[-5:]:

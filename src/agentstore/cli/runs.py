@@ -81,9 +81,7 @@ def show_run(store: AgentStore, args: argparse.Namespace) -> int:
     print(f"tasks: {counts}")
     for status in (TaskStatus.IN_PROGRESS, TaskStatus.PENDING, TaskStatus.BLOCKED):
         for task in snapshot.tasks[status]:
-            print(
-                f"  {status.value:<11} #{task.position} {task.title} (attempt {task.attempt_count})"
-            )
+            print(f"  {status.value:<11} #{task.position} {task.title} (attempt {task.attempt})")
     if snapshot.agents:
         print("agents:")
         table(
@@ -108,8 +106,8 @@ def list_tasks(store: AgentStore, args: argparse.Namespace) -> int:
         emit_json(tasks)
         return 0
     table(
-        [(t.position, t.id, t.status, t.attempt_count, t.claimed_by, t.title) for t in tasks],
-        ["#", "id", "status", "attempts", "worker", "title"],
+        [(t.position, t.id, t.status, t.attempt, t.claimed_by, t.title) for t in tasks],
+        ["#", "id", "status", "attempt", "worker", "title"],
     )
     return 0
 

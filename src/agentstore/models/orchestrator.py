@@ -122,7 +122,9 @@ class Task(Base):
     status: Mapped[str] = status_column()
     position: Mapped[int]
     priority: Mapped[int] = mapped_column(default=0)
-    attempt_count: Mapped[int] = mapped_column(default=0)
+    # The fencing token: how many times the task was claimed; each claim adds one, and
+    # only the holder of the latest attempt may heartbeat, complete, block or fail it.
+    attempt: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int | None]
     claimed_by: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None]
@@ -160,8 +162,8 @@ class TaskAttempt(Base):
     __tablename__ = "task_attempts"
     __table_args__ = (
         status_check("status", AttemptStatus),
-        # One record per task and attempt number; also finds a task's latest attempt.
-        UniqueConstraint("task_id", "attempt_number"),
+        # One record per task and attempt; also finds a task's latest attempt.
+        UniqueConstraint("task_id", "attempt"),
         # An attempt is at a task of its own run.
         ForeignKeyConstraint(
             ["task_id", "run_id"], ["tasks.id", "tasks.run_id"], ondelete="CASCADE"
@@ -173,7 +175,7 @@ class TaskAttempt(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
     run_id: Mapped[uuid.UUID] = mapped_column(run_fk())
     task_id: Mapped[uuid.UUID]
-    attempt_number: Mapped[int]
+    attempt: Mapped[int]
     status: Mapped[str] = status_column()
     summary: Mapped[str] = mapped_column(Text)
     blocker_signature: Mapped[str | None] = mapped_column(String(255))

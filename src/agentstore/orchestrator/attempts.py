@@ -1,4 +1,5 @@
-"""Task attempts: one record per task and attempt number, how that attempt ended."""
+"""Task attempts: one record per task and ``attempt`` (its fencing token then), how that
+attempt ended."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class AttemptRecord:
     id: UUID
     run_id: UUID
     task_id: UUID
-    attempt_number: int
+    attempt: int
     status: AttemptStatus
     summary: str
     blocker_signature: str | None
@@ -48,14 +49,14 @@ class AttemptRepository(Repository):
         self,
         run_id: Id,
         task_id: Id,
-        attempt_number: int,
+        attempt: int,
         status: str,
         summary: str,
         *,
         result: Any = None,
         blocker_signature: str | None = None,
     ) -> AttemptRecord:
-        """Record how attempt ``attempt_number`` of the task ended (``complete``,
+        """Record how attempt ``attempt`` of the task ended (``complete``,
         ``block``, ``fail`` and ``abandon`` record their own; this is for attempts that
         ended otherwise). Raises ``ConflictError`` (that attempt is already recorded),
         ``NotFoundError`` (no such task), ``ValidationError`` (the task is of another
@@ -65,7 +66,7 @@ class AttemptRepository(Repository):
         values = {
             "run_id": run_id,
             "task_id": task_id,
-            "attempt_number": validation.positive_int(attempt_number, "attempt_number"),
+            "attempt": validation.positive_int(attempt, "attempt"),
             "status": validation.status(status, AttemptStatus).value,
             "summary": validation.text(summary, TaskAttempt.summary, required=False),
             "blocker_signature": validation.optional_text(
@@ -74,16 +75,16 @@ class AttemptRepository(Repository):
             "result": validation.json_value({} if result is None else result, "result"),
         }
         task = self._connection.execute(
-            sa.select(Task.run_id, Task.attempt_count).where(Task.id == task_id)
+            sa.select(Task.run_id, Task.attempt).where(Task.id == task_id)
         ).first()
         if task is None:
             raise NotFoundError(f"task {task_id} not found")
         if task.run_id != run_id:
             raise ValidationError(f"task {task_id} belongs to run {task.run_id}, not {run_id}")
-        if values["attempt_number"] > task.attempt_count:
+        if values["attempt"] > task.attempt:
             raise ValidationError(
-                f"task {task_id} was claimed {task.attempt_count} times: it has no attempt "
-                f"{values['attempt_number']}"
+                f"task {task_id} was claimed {task.attempt} times: it has no attempt "
+                f"{values['attempt']}"
             )
         statement = sa.insert(TaskAttempt).values(values).returning(*ATTEMPT_COLUMNS)
         return AttemptRecord.from_row(self._connection.execute(statement).one())
@@ -94,7 +95,7 @@ class AttemptRepository(Repository):
         query = (
             sa.select(*ATTEMPT_COLUMNS)
             .where(TaskAttempt.task_id == validation.identifier(task_id, "task_id"))
-            .order_by(TaskAttempt.attempt_number.desc())
+            .order_by(TaskAttempt.attempt.desc())
             .limit(1)
         )
         row = self._connection.execute(query).first()

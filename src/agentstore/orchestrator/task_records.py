@@ -46,7 +46,8 @@ class TaskRecord:
     status: TaskStatus
     position: int
     priority: int
-    attempt_count: int
+    #: The fencing token (0 until the first claim; each claim adds one).
+    attempt: int
     max_attempts: int | None
     claimed_by: str | None
     lease_expires_at: datetime | None

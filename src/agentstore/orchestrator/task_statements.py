@@ -49,9 +49,7 @@ IS_HELD = _status_is(TaskStatus.IN_PROGRESS)
 RUN_NOT_PAUSED = ~sa.exists().where(
     RUNS.c.id == TASKS.c.run_id, RUNS.c.status == sa.literal(RunStatus.PAUSED.value)
 )
-EXHAUSTED = sa.and_(
-    TASKS.c.max_attempts.is_not(None), TASKS.c.attempt_count >= TASKS.c.max_attempts
-)
+EXHAUSTED = sa.and_(TASKS.c.max_attempts.is_not(None), TASKS.c.attempt >= TASKS.c.max_attempts)
 CANCELLED = TASKS.c.cancel_reason.is_not(None)
 RELEASED = {"claimed_by": None, "lease_expires_at": None}
 
@@ -84,7 +82,7 @@ def _claim(backend: Backend, *, in_run: bool) -> sa.Update:
         .where(backend.claimable(candidates, TASKS.c.id))
         .values(
             status=TaskStatus.IN_PROGRESS.value,
-            attempt_count=TASKS.c.attempt_count + 1,
+            attempt=TASKS.c.attempt + 1,
             claimed_by=sa.bindparam("worker"),
             lease_expires_at=backend.expiry("lease"),
         )
@@ -117,14 +115,14 @@ def _rescue(backend: Backend) -> sa.Update:
             available_at=now,
             **RELEASED,
         )
-        .returning(TASKS.c.id, TASKS.c.run_id, TASKS.c.attempt_count, TASKS.c.status)
+        .returning(TASKS.c.id, TASKS.c.run_id, TASKS.c.attempt, TASKS.c.status)
     )
 
 
 def _held(values: dict[str, Any], from_statuses: tuple[TaskStatus, ...]) -> sa.Update:
     """An UPDATE of the task ``:task_id`` that applies only while its status is among
-    ``from_statuses`` and, unless ``:attempt`` is NULL, its claim is that attempt."""
-    attempt = sa.bindparam("attempt", type_=sa.Integer)
+    ``from_statuses`` and, unless ``:held_attempt`` is NULL, its claim is that attempt."""
+    attempt = sa.bindparam("held_attempt", type_=sa.Integer)
     return (
         sa.update(TASKS)
         .where(
@@ -132,7 +130,7 @@ def _held(values: dict[str, Any], from_statuses: tuple[TaskStatus, ...]) -> sa.U
             # Separate parameters, not one "expanding" list, which SQLAlchemy would
             # re-render into the SQL string on every execution.
             TASKS.c.status.in_([sa.literal(s.value) for s in from_statuses]),
-            sa.or_(attempt.is_(None), TASKS.c.attempt_count == attempt),
+            sa.or_(attempt.is_(None), TASKS.c.attempt == attempt),
         )
         .values(values)
         .returning(*TASK_COLUMNS)

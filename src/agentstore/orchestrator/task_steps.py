@@ -48,11 +48,11 @@ Step = sa.TextualSelect
 _COLUMNS = ", ".join(column.name for column in TASK_COLUMNS)
 _XID = "CAST(CAST(pg_current_xact_id() AS text) AS bigint)"  # see Backend.transaction_id
 _ATTEMPT = (
-    "INSERT INTO task_attempts (id, run_id, task_id, attempt_number, status, summary, "
+    "INSERT INTO task_attempts (id, run_id, task_id, attempt, status, summary, "
     "blocker_signature, result, created_at)"
 )
 _EVENT = "INSERT INTO events (run_id, ts, source, kind, message, payload, transaction_id)"
-_PAYLOAD = "jsonb_build_object('task_id', CAST(id AS text), 'attempt', attempt_count)"
+_PAYLOAD = "jsonb_build_object('task_id', CAST(id AS text), 'attempt', attempt)"
 
 
 def _literal(text: str) -> str:
@@ -76,13 +76,13 @@ _RESCUE = f"""rescuable AS MATERIALIZED (
 rescued AS (
     UPDATE tasks SET
         status = CASE WHEN cancel_reason IS NOT NULL THEN 'abandoned'
-            WHEN attempt_count >= max_attempts THEN 'blocked' ELSE 'pending' END,
+            WHEN attempt >= max_attempts THEN 'blocked' ELSE 'pending' END,
         blocker_signature = CASE WHEN cancel_reason IS NULL
-            AND attempt_count >= max_attempts THEN 'lease_expired' ELSE blocker_signature END,
+            AND attempt >= max_attempts THEN 'lease_expired' ELSE blocker_signature END,
         available_at = now(), claimed_by = NULL, lease_expires_at = NULL, updated_at = now()
     WHERE id IN (SELECT id FROM rescuable) RETURNING tasks.*),
 rescued_attempts AS ({_ATTEMPT}
-    SELECT gen_random_uuid(), run_id, id, attempt_count, 'failed',
+    SELECT gen_random_uuid(), run_id, id, attempt, 'failed',
         {_literal(LEASE_LOST)}, {_literal(LEASE_EXPIRED)}, '{{{{}}}}', now()
     FROM rescued ON CONFLICT DO NOTHING),
 rescued_events AS ({_EVENT}
@@ -98,14 +98,14 @@ _CLAIM = """claimable AS MATERIALIZED (
     AND NOT EXISTS (SELECT FROM runs WHERE runs.id = tasks.run_id AND runs.status = 'paused')
     {only_if} ORDER BY {order} LIMIT :limit FOR UPDATE SKIP LOCKED),
 claimed AS (
-    UPDATE tasks SET status = 'in_progress', attempt_count = attempt_count + 1,
+    UPDATE tasks SET status = 'in_progress', attempt = attempt + 1,
         claimed_by = :worker, lease_expires_at = clock_timestamp() + :lease,
         updated_at = now()
     WHERE id IN (SELECT id FROM claimable) RETURNING tasks.*)"""
 _IN_RUN = ("AND run_id = :in_run", "position")
 _ANY_RUN = ("", "priority DESC, available_at, position, id")
 
-# End the claim ``:attempt`` (NULL: any) on ``:task_id`` with ``:new_status``,
+# End the claim ``:held_attempt`` (NULL: any) on ``:task_id`` with ``:new_status``,
 # ``:summary``, ``:blocker``; record the attempt (``:result``) and journal it (``:kind``,
 # ``:message``).
 _CLOSE = f"""closed AS (
@@ -113,10 +113,10 @@ _CLOSE = f"""closed AS (
         blocker_signature = :blocker, claimed_by = NULL, lease_expires_at = NULL,
         updated_at = now()
     WHERE id = :task_id AND status = 'in_progress'
-        AND (CAST(:attempt AS integer) IS NULL OR attempt_count = :attempt)
+        AND (CAST(:held_attempt AS integer) IS NULL OR attempt = :held_attempt)
     RETURNING tasks.*),
 closed_attempt AS ({_ATTEMPT}
-    SELECT gen_random_uuid(), run_id, id, attempt_count, status,
+    SELECT gen_random_uuid(), run_id, id, attempt, status,
         coalesce(implementation_summary, ''), blocker_signature, :result, now()
     FROM closed ON CONFLICT DO NOTHING),
 closed_event AS ({_EVENT}
@@ -153,7 +153,7 @@ def _close_and_claim_step(run: tuple[str, str]) -> Step:
 @dataclass(frozen=True)
 class Steps:
     """Parameters: a claim's (``:worker``, ``:lease``, ``:limit``, ``:in_run``,
-    ``:rescue_limit``), an ending's (``:task_id``, ``:attempt``, ``:new_status``,
+    ``:rescue_limit``), an ending's (``:task_id``, ``:held_attempt``, ``:new_status``,
     ``:summary``, ``:blocker``, ``:result``, ``:kind``, ``:message``)."""
 
     claim_in_run: Step

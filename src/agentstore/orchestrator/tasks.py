@@ -1,6 +1,6 @@
 """Tasks: a run's plan, claimed atomically by workers under leases.
 
-The attempt number a claim returns is a fencing token: a worker that passes it to
+A claimed task's ``attempt`` is its fencing token: a worker that passes it to
 ``heartbeat``/``complete``/``fail``/``block``/``abandon`` is refused with
 ``StaleClaimError`` once the task was requeued, abandoned or claimed again, so a slow or
 dead worker can never overwrite the work of the one that took over.
@@ -183,7 +183,7 @@ class TaskRepository(Repository):
         order, or (without ``run_id``) any run's by priority, then time available.
 
         Each claimed task is ``in_progress`` under a lease of ``lease``, its
-        ``attempt_count`` (the fencing token) incremented. Tasks whose lease ran out are
+        ``attempt`` (the fencing token) incremented. Tasks whose lease ran out are
         rescued first (see ``requeue_expired``), so they can be claimed again at once.
         Returns the claimed tasks in claim order, or an empty list. Raises
         ``ValidationError``.
@@ -405,7 +405,7 @@ class TaskRepository(Repository):
         params = {
             "reason": validation.text(reason, Task.cancel_reason),
             "task_id": task_id,
-            "attempt": None,
+            "held_attempt": None,
         }
         found = statements(self._backend)
         for statement, kind, message in (
@@ -424,12 +424,12 @@ class TaskRepository(Repository):
             raise InvalidTransitionError(
                 f"cannot cancel task {task_id}: already cancelled ({current.cancel_reason!r})",
                 status=current.status.value,
-                attempt=current.attempt_count,
+                attempt=current.attempt,
             )
         raise InvalidTransitionError(
             f"cannot cancel task {task_id}: it has ended ({current.status.value})",
             status=current.status.value,
-            attempt=current.attempt_count,
+            attempt=current.attempt,
         )
 
     @writes
@@ -495,7 +495,7 @@ class TaskRepository(Repository):
                 {
                     "run_id": row.run_id,
                     "task_id": row.id,
-                    "attempt_number": row.attempt_count,
+                    "attempt": row.attempt,
                     "status": AttemptStatus.FAILED.value,
                     "summary": LEASE_LOST,
                     "blocker_signature": LEASE_EXPIRED,
@@ -513,7 +513,7 @@ class TaskRepository(Repository):
                     "source": "system",
                     "kind": RESCUE_JOURNAL[row.status][0],
                     "message": RESCUE_JOURNAL[row.status][1],
-                    "payload": {"task_id": str(row.id), "attempt": row.attempt_count},
+                    "payload": {"task_id": str(row.id), "attempt": row.attempt},
                 }
                 for row in rows
             ],
@@ -575,7 +575,9 @@ class TaskRepository(Repository):
         return {
             **self._closing(status, summary, blocker),
             "task_id": validation.identifier(task_id, "task_id"),
-            "attempt": None if attempt is None else validation.positive_int(attempt, "attempt"),
+            "held_attempt": None
+            if attempt is None
+            else validation.positive_int(attempt, "attempt"),
             "result": validation.json_value({} if result is None else result, "result"),
             "kind": f"task_{status.value}",
             "message": f"Task {status.value}.",
@@ -642,7 +644,7 @@ class TaskRepository(Repository):
             {
                 "run_id": task.run_id,
                 "task_id": task.id,
-                "attempt_number": task.attempt_count,
+                "attempt": task.attempt,
                 "status": outcome.value,
                 "summary": summary,
                 "blocker_signature": blocker,
@@ -661,7 +663,7 @@ class TaskRepository(Repository):
                     "source": "system",
                     "kind": kind,
                     "message": message,
-                    "payload": {"task_id": str(task.id), "attempt": task.attempt_count, **payload},
+                    "payload": {"task_id": str(task.id), "attempt": task.attempt, **payload},
                 }
             ],
         )
@@ -690,7 +692,7 @@ class TaskRepository(Repository):
         task_id = validation.identifier(task_id, "task_id")
         if attempt is not None:
             validation.positive_int(attempt, "attempt")
-        params = {**params, "task_id": task_id, "attempt": attempt}
+        params = {**params, "task_id": task_id, "held_attempt": attempt}
         row: Row[Any] | None = self._connection.execute(statement, params).first()
         return None if row is None else TaskRecord.from_row(row)
 
@@ -715,23 +717,23 @@ class TaskRepository(Repository):
             ended = self._connection.execute(
                 sa.select(
                     ATTEMPTS.c.status, ATTEMPTS.c.summary, ATTEMPTS.c.blocker_signature
-                ).where(ATTEMPTS.c.task_id == task_id, ATTEMPTS.c.attempt_number == attempt)
+                ).where(ATTEMPTS.c.task_id == task_id, ATTEMPTS.c.attempt == attempt)
             ).first()
             status, summary, blocker = retry_of
             if ended is not None and tuple(ended) == (status.value, summary, blocker):
                 return current
         if attempt is not None and (
-            current.attempt_count != attempt
+            current.attempt != attempt
             or current.status in (TaskStatus.PENDING, TaskStatus.ABANDONED)
         ):
             raise StaleClaimError(
                 f"cannot {action} task {task_id}: attempt {attempt} is no longer its claim "
-                f"(now {current.status.value}, attempt {current.attempt_count})",
+                f"(now {current.status.value}, attempt {current.attempt})",
                 status=current.status.value,
-                attempt=current.attempt_count,
+                attempt=current.attempt,
             )
         raise InvalidTransitionError(
             f"cannot {action} task {task_id}: it is {current.status.value}",
             status=current.status.value,
-            attempt=current.attempt_count,
+            attempt=current.attempt,
         )

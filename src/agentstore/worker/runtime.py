@@ -314,7 +314,7 @@ class Worker:
             log.warning(
                 "task %s attempt %s failed: %r",
                 task.id,
-                task.attempt_count,
+                task.attempt,
                 exc,
                 extra=self._about(task),
             )
@@ -343,7 +343,7 @@ class Worker:
         cancelled."""
         task = work.task
         try:
-            current = await self._call("heartbeat", task.id, task.attempt_count, self.lease)
+            current = await self._call("heartbeat", task.id, task.attempt, self.lease)
         except StaleClaimError:
             work.stop(LOST)
             return
@@ -370,7 +370,7 @@ class Worker:
 
     async def _fail(self, task: TaskRecord, error: str, after: timedelta | None) -> None:
         if after is None and self.backoff is not None:
-            after = self.backoff.delay(task.attempt_count)
+            after = self.backoff.delay(task.attempt)
         self._counters.failed += 1
         ended = await self._write("fail", task, error, retry_in=after)
         if ended is not None and ended.status is TaskStatus.PENDING:
@@ -394,7 +394,7 @@ class Worker:
                 "complete_and_claim",
                 task.id,
                 summary,
-                attempt=task.attempt_count,
+                attempt=task.attempt,
                 worker=self.name,
                 run_id=self.run_id,
                 lease=self.lease,
@@ -452,7 +452,7 @@ class Worker:
                 await asyncio.sleep(_backoff(tries))
             try:
                 ended: TaskRecord = await self._call(
-                    operation, task.id, *args, attempt=task.attempt_count, **kwargs
+                    operation, task.id, *args, attempt=task.attempt, **kwargs
                 )
                 return ended
             except StaleClaimError:
@@ -514,7 +514,7 @@ class Worker:
 
     def _about(self, task: TaskRecord) -> dict[str, Any]:
         """The fields of a log record about ``task`` (for structured log handlers)."""
-        return {"worker": self.name, "task_id": str(task.id), "attempt": task.attempt_count}
+        return {"worker": self.name, "task_id": str(task.id), "attempt": task.attempt}
 
     async def _call(self, operation: str, *args: Any, **kwargs: Any) -> Any:
         """``store.tasks.<operation>(...)`` on either face."""
