@@ -1,7 +1,9 @@
 """The chaos drain: worker processes (``agentstore worker``) drain a run while faults are
-injected at random: workers SIGKILLed (and replaced) and frozen with SIGSTOP for longer
-than their lease, every server connection terminated (``pg_terminate_backend``), and
-PostgreSQL restarted (fast) and crashed (immediate) on a durable server (fsync on).
+injected: workers SIGKILLed (and replaced) at random moments and at chosen ones (after a
+claim, inside a completion's transaction, before and after its COMMIT: see
+``kill_points``), frozen with SIGSTOP for longer than their lease, every server
+connection terminated (``pg_terminate_backend``), and PostgreSQL restarted (fast) and
+crashed (immediate) on a durable server (fsync on).
 
 The invariants, checked when the run is drained: every task completed, its completion
 journalled exactly once, none lost, none left held; stale completions were refused (the
@@ -36,6 +38,7 @@ import agentstore
 from agentstore import AgentStore, TaskDraft
 from agentstore.errors import AgentStoreError
 from agentstore.models import Event, Task
+from tests.chaos import kill_points
 from tests.support.postgres import LocalCluster, durable_cluster, kill_connections
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,36 +103,125 @@ def database(dialect: str) -> Iterator[tuple[str, LocalCluster | None]]:
         yield url, cluster
 
 
-def start_worker(url: str, run_id: str, logs: Path, number: int) -> subprocess.Popen[str]:
-    """Worker ``number``: ``agentstore worker`` in a process, its output in ``logs``."""
-    out = (logs / f"worker-{number}.out").open("w")
-    err = (logs / f"worker-{number}.err").open("w")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agentstore",
-            "--json",
-            "worker",
-            "tests.support.handlers:chaos_job",
-            "--url",
-            url,
-            "--run",
-            run_id,
-            "--concurrency",
-            "2",
-            "--lease",
-            f"{LEASE_SECONDS}s",
-            "--poll",
-            "100ms",
-            "--grace",
-            "3s",
-        ],
-        cwd=REPO,
-        stdout=out,
-        stderr=err,
-        text=True,
-    )
+class Workers:
+    """The drain's worker processes (``agentstore worker``), numbered in start order, each
+    with its output in ``logs``. A worker may be armed to kill itself at one of the
+    moments of ``kill_points``; its point is handed to a replacement if it dies otherwise
+    first."""
+
+    def __init__(self, url: str, run_id: str, logs: Path, points: list[str]) -> None:
+        self.url, self.run_id, self.logs = url, run_id, logs
+        self.points = points  # still to arm, last first
+        self.rng = random.Random(os.environ.get("CHAOS_SEED"))
+        self.running: list[subprocess.Popen[str]] = []
+        self.number: dict[int, int] = {}  # pid -> worker number
+        self.armed: dict[int, str] = {}  # pid -> its kill point
+        self.stopped: dict[int, subprocess.Popen[str]] = {}  # number -> stopped by us
+
+    @property
+    def count(self) -> int:
+        return len(self.number)
+
+    def start(self) -> None:
+        number = self.count
+        env = dict(os.environ)
+        env.pop("CHAOS_KILL", None)
+        point = self.points.pop() if self.points else None
+        if point is not None:  # dies the n-th time there: after a few tasks
+            env["CHAOS_KILL"] = f"{point}:{self.rng.randint(1, 20)}"
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agentstore",
+                "--json",
+                "worker",
+                "tests.chaos.kill_points:job",
+                "--url",
+                self.url,
+                "--run",
+                self.run_id,
+                "--concurrency",
+                "2",
+                "--lease",
+                f"{LEASE_SECONDS}s",
+                "--poll",
+                "100ms",
+                "--grace",
+                "3s",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=(self.logs / f"worker-{number}.out").open("w"),
+            stderr=(self.logs / f"worker-{number}.err").open("w"),
+            text=True,
+        )
+        self.running.append(process)
+        self.number[process.pid] = number
+        if point is not None:
+            self.armed[process.pid] = point
+
+    def err(self, process: subprocess.Popen[str]) -> str:
+        return (self.logs / f"worker-{self.number[process.pid]}.err").read_text()
+
+    def kill(self, victim: subprocess.Popen[str]) -> None:
+        """SIGKILL ``victim`` at a random moment and start another in its place."""
+        victim.kill()
+        victim.wait()
+        self.running.remove(victim)
+        point = self.armed.pop(victim.pid, None)
+        if point is not None and f"chaos kill: {point}" not in self.err(victim):
+            self.points.append(point)  # it had not reached its point: arm the next one
+        self.start()
+
+    def reap(self, figures: Figures, *, replace: bool) -> None:
+        """Count the workers that died on their own: killed at their kill point, or
+        failed (a worker never dies of an error otherwise)."""
+        for process in [p for p in self.running if p.poll() is not None]:
+            self.running.remove(process)
+            point = self.armed.pop(process.pid, None)
+            if point is not None and f"chaos kill: {point}" in self.err(process):
+                figures.faults[f"kill {point}"] += 1
+            else:
+                number = self.number[process.pid]
+                figures.worker_failures.append(
+                    f"worker {number} died (exit {process.returncode}): "
+                    f"{self.err(process).strip().splitlines()[-3:]}"
+                )
+            if replace:
+                self.start()
+
+    def stop(self, figures: Figures) -> None:
+        """SIGTERM every worker, once it has started (one just replaced may not have),
+        and wait for it to stop."""
+        for process in self.running:
+            deadline = time.monotonic() + 60
+            while " started" not in self.err(process) and time.monotonic() < deadline:
+                if process.poll() is not None:
+                    break
+                time.sleep(0.05)
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.running:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                figures.worker_failures.append(f"worker {process.pid} did not stop")
+        for process in self.running:  # one may have reached its kill point meanwhile
+            point = self.armed.get(process.pid)
+            if point is not None and f"chaos kill: {point}" in self.err(process):
+                figures.faults[f"kill {point}"] += 1
+            else:
+                self.stopped[self.number[process.pid]] = process
+
+
+def thaw(process: subprocess.Popen[str]) -> None:
+    """SIGCONT a frozen worker, unless it is gone: it may have reached its kill point
+    just before it was frozen."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGCONT)
 
 
 def unfinished(store: AgentStore, run_id: Any) -> int | None:
@@ -144,8 +236,12 @@ def drain(dialect: str, tasks: int, workers: int, budget_seconds: float) -> Figu
     figures = Figures(dialect, tasks, workers)
     rng = random.Random(os.environ.get("CHAOS_SEED"))
     kinds = ["sigkill", "sigstop", "terminate"]
+    # Workers that kill themselves at a chosen moment: each moment at least once.
+    targeted = max(len(kill_points.POINTS), tasks // 300)
+    # Armed last first: the first workers get every moment between them.
+    points = [rng.choice(kill_points.POINTS) for _ in range(targeted - len(kill_points.POINTS))]
+    points += rng.sample(kill_points.POINTS, len(kill_points.POINTS))
     with database(dialect) as (url, cluster), tempfile.TemporaryDirectory() as logs_dir:
-        logs = Path(logs_dir)
         if cluster is not None:
             kinds += ["restart", "crash"]
         with AgentStore.open(url) as store:
@@ -153,13 +249,9 @@ def drain(dialect: str, tasks: int, workers: int, budget_seconds: float) -> Figu
             drafts = [TaskDraft(f"t{n}", "o", max_attempts=100) for n in range(tasks)]
             store.tasks.replace_pending(run.id, drafts)
             started = time.monotonic()
-            count = 0
-            running = []
-            numbers: dict[int, int] = {}  # pid -> worker number
+            pool = Workers(url, str(run.id), Path(logs_dir), points)
             for _ in range(workers):
-                running.append(start_worker(url, str(run.id), logs, count))
-                numbers[running[-1].pid] = count
-                count += 1
+                pool.start()
             schedule = rng.sample(kinds, len(kinds))
             frozen: list[tuple[subprocess.Popen[str], float]] = []
             restarts = 0
@@ -167,8 +259,9 @@ def drain(dialect: str, tasks: int, workers: int, budget_seconds: float) -> Figu
                 time.sleep(rng.uniform(0.3, 0.8))
                 for process, until in list(frozen):
                     if time.monotonic() >= until:
-                        os.kill(process.pid, signal.SIGCONT)
+                        thaw(process)
                         frozen.remove((process, until))
+                pool.reap(figures, replace=True)
                 left = unfinished(store, run.id)
                 if left == 0:
                     break
@@ -176,15 +269,9 @@ def drain(dialect: str, tasks: int, workers: int, budget_seconds: float) -> Figu
                 kind = schedule.pop() if schedule else rng.choice(kinds)
                 if kind in ("restart", "crash") and restarts >= max(2, tasks // 1000):
                     kind = "terminate"
-                thawed = [p for p in running if all(p is not f for f, _ in frozen)]
+                thawed = [p for p in pool.running if all(p is not f for f, _ in frozen)]
                 if kind == "sigkill" and thawed:
-                    victim = rng.choice(thawed)
-                    victim.kill()
-                    victim.wait()
-                    running.remove(victim)
-                    running.append(start_worker(url, str(run.id), logs, count))
-                    numbers[running[-1].pid] = count
-                    count += 1
+                    pool.kill(rng.choice(thawed))
                 elif kind == "sigstop" and thawed:
                     victim = rng.choice(thawed)
                     os.kill(victim.pid, signal.SIGSTOP)
@@ -201,22 +288,11 @@ def drain(dialect: str, tasks: int, workers: int, budget_seconds: float) -> Figu
             figures.faults.pop("none", None)
             figures.seconds = time.monotonic() - started
             for process, _ in frozen:
-                os.kill(process.pid, signal.SIGCONT)
-            for process in running:  # a worker just replaced may not have started yet
-                started_log = logs / f"worker-{numbers[process.pid]}.err"
-                deadline = time.monotonic() + 60
-                while " started" not in started_log.read_text() and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                process.send_signal(signal.SIGTERM)
-            for process in running:
-                try:
-                    process.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-                    figures.worker_failures.append(f"worker {process.pid} did not stop")
+                thaw(process)
+            pool.reap(figures, replace=False)
+            pool.stop(figures)
             check(store, run.id, url, figures)
-        read_workers(logs, count, {numbers[p.pid]: p for p in running}, figures)
+        read_workers(pool, figures)
     return figures
 
 
@@ -244,21 +320,19 @@ def check(store: AgentStore, run_id: Any, url: str, figures: Figures) -> None:
     figures.unjournalled = figures.completed - len(completions)
 
 
-def read_workers(
-    logs: Path, count: int, stopped: dict[int, subprocess.Popen[str]], figures: Figures
-) -> None:
+def read_workers(pool: Workers, figures: Figures) -> None:
     """Each worker's counters (stale completions refused) and whether it failed: a
-    traceback, or a worker stopped by SIGTERM (``stopped``, by number) not exiting 0."""
-    for number in range(count):
-        out = (logs / f"worker-{number}.out").read_text()
-        err = (logs / f"worker-{number}.err").read_text()
+    traceback, or a worker we stopped with SIGTERM not exiting 0."""
+    for number in range(pool.count):
+        out = (pool.logs / f"worker-{number}.out").read_text()
+        err = (pool.logs / f"worker-{number}.err").read_text()
         if "Traceback" in err:
             figures.worker_failures.append(
                 f"worker {number}: {err[err.index('Traceback') :][:800]}"
             )
         if out.strip():
             figures.stale_rejections += json.loads(out)["lost_leases"]
-        process = stopped.get(number)
+        process = pool.stopped.get(number)
         if process is not None and process.returncode != 0:
             last = err.strip().splitlines()[-3:]
             figures.worker_failures.append(f"worker {number} exited {process.returncode}: {last}")

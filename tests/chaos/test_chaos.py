@@ -1,5 +1,6 @@
 """The chaos suite at a small scale (``make chaos`` runs a larger one): worker processes
-drain a run while they are SIGKILLed and frozen, their connections cut and PostgreSQL
+drain a run while they are SIGKILLed (at random and after a claim, inside a completion's
+transaction, around its COMMIT) and frozen, their connections cut and PostgreSQL
 restarted and crashed (see ``drain``). Every task is completed and journalled once."""
 
 from __future__ import annotations
@@ -8,13 +9,15 @@ import os
 
 import pytest
 
+from tests.chaos import kill_points
 from tests.chaos.drain import drain
 from tests.support.postgres import PostgresUnavailable
 
 pytestmark = pytest.mark.slow
+KILLS = {f"kill {point}" for point in kill_points.POINTS}
 KINDS = {
-    "sqlite": {"sigkill", "sigstop"},
-    "postgresql": {"sigkill", "sigstop", "terminate", "restart", "crash"},
+    "sqlite": {"sigkill", "sigstop", *KILLS},
+    "postgresql": {"sigkill", "sigstop", "terminate", "restart", "crash", *KILLS},
 }
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import os
-import random
 import time
 import uuid
 from datetime import timedelta
@@ -31,7 +30,7 @@ def _log(context: TaskContext, outcome: str) -> None:
             sa.insert(WORK_LOG).values(
                 task_id=str(context.task.id),
                 worker=context.task.claimed_by,
-                attempt=context.task.attempt_count,
+                attempt=context.task.attempt,
                 outcome=outcome,
             )
         )
@@ -76,9 +75,3 @@ def work(url: str, run_id: str, face: str, handler_name: str, lease_seconds: flo
     import asyncio
 
     asyncio.run(main())
-
-
-def chaos_job(context: TaskContext) -> str:
-    """A few milliseconds of work, as a job of the chaos suite."""
-    context.sleep(random.uniform(0.001, 0.02))
-    return "done"
