@@ -4,6 +4,11 @@ The database URL comes from ``-x url=…``, else the caller's config (``agentsto
 else ``$AGENTSTORE_DATABASE_URL``, else ``sqlite:///agentstore.db``; its dialect picks the
 tree: ``local`` (SQLite) or ``cloud`` (PostgreSQL). An Engine or Connection handed over in
 ``config.attributes["connection"]`` (as pytest-alembic does) is used instead of a new one.
+
+The PostgreSQL schema comes from ``-x schema=…``, else the caller's config, else (the
+``alembic`` command) ``$AGENTSTORE_SCHEMA``; None: the session's default. The migrations
+run in one transaction that creates the schema if absent and sets its own
+``search_path`` to it (``SET LOCAL``: nothing of it outlives the transaction).
 """
 
 from logging.config import fileConfig
@@ -13,7 +18,13 @@ from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection, Engine
 
-from agentstore.backends import backend_for, create_engine, resolve_url
+from agentstore.backends import (
+    backend_for,
+    check_schema,
+    create_engine,
+    resolve_schema,
+    resolve_url,
+)
 from agentstore.models import Base
 from agentstore.schema import VERSION_TABLE, select_tree
 
@@ -30,10 +41,25 @@ else:
     )
 backend = backend_for(url)
 select_tree(context.script, backend)
+x_arguments = context.get_x_argument(as_dictionary=True)
+if "schema" in x_arguments:
+    schema = check_schema(backend, x_arguments["schema"])
+elif "schema" in config.attributes:
+    schema = config.attributes["schema"]
+else:
+    schema = resolve_schema(backend)
+
+
+def not_the_version_table(name: str | None, type_: str, _parent: Any) -> bool:
+    # Autogenerate skips the version table only where it is not in a schema of its own.
+    return not (type_ == "table" and name == VERSION_TABLE)
+
 
 options: dict[str, Any] = {
     "target_metadata": Base.metadata,
     "version_table": VERSION_TABLE,  # never touch a host application's alembic_version
+    "version_table_schema": schema,
+    "include_name": not_the_version_table,
     "render_as_batch": backend.name == "sqlite",  # SQLite alters tables by copying them
     "transactional_ddl": True,  # SQLite runs DDL in transactions too: all or nothing
     "compare_type": True,
@@ -43,6 +69,7 @@ options: dict[str, Any] = {
 def run_on(connection: Connection) -> None:
     context.configure(connection=connection, **options)
     with backend.migration_transaction(connection):
+        backend.enter_schema(connection, schema)
         context.run_migrations()
 
 

@@ -4,7 +4,9 @@ cancelled, and when events are journalled.
 
 Channels and payloads (see ``agentstore.backends.postgresql``):
 ``agentstore_tasks``: a run id (work may be there), or ``cancel <task id>``;
-``agentstore_events``: a run id (its journal grew).
+``agentstore_events``: a run id (its journal grew). In a store with a schema of its own,
+the channels end in ``_<schema>`` (``agentstore.backends.listen.channel``), so that
+stores in two schemas of one database do not wake each other.
 
 Revision ID: 0005
 Revises: 0004
@@ -26,26 +28,26 @@ depends_on: str | Sequence[str] | None = None
 UPGRADE = """
 CREATE FUNCTION agentstore_notify_planned() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('agentstore_tasks', run_id::text)
+    PERFORM pg_notify('agentstore_tasks{suffix}', run_id::text)
     FROM (SELECT DISTINCT run_id FROM inserted WHERE status = 'pending') AS planned;
     RETURN NULL;
 END $$;
 
 CREATE FUNCTION agentstore_notify_pending() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('agentstore_tasks', NEW.run_id::text);
+    PERFORM pg_notify('agentstore_tasks{suffix}', NEW.run_id::text);
     RETURN NULL;
 END $$;
 
 CREATE FUNCTION agentstore_notify_cancel() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('agentstore_tasks', 'cancel ' || NEW.id::text);
+    PERFORM pg_notify('agentstore_tasks{suffix}', 'cancel ' || NEW.id::text);
     RETURN NULL;
 END $$;
 
 CREATE FUNCTION agentstore_notify_events() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('agentstore_events', run_id::text)
+    PERFORM pg_notify('agentstore_events{suffix}', run_id::text)
     FROM (SELECT DISTINCT run_id FROM inserted) AS journalled;
     RETURN NULL;
 END $$;
@@ -83,7 +85,8 @@ DROP FUNCTION agentstore_notify_planned();
 
 
 def upgrade() -> None:
-    op.execute(UPGRADE)
+    schema = op.get_context().version_table_schema  # the store's schema, if its own
+    op.execute(UPGRADE.replace("{suffix}", "" if schema is None else f"_{schema}"))
 
 
 def downgrade() -> None:

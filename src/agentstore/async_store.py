@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import URL
 
 from agentstore.async_faces import AsyncFaces
-from agentstore.backends import Backend, configure, create_async_engine
+from agentstore.backends import (
+    Backend,
+    backend_for,
+    check_schema,
+    configure,
+    create_async_engine,
+    in_schema,
+    resolve_schema,
+    schema_of,
+)
 from agentstore.boundary import AsyncSavepointPerCall, AsyncTransactionPerCall
 from agentstore.errors import UnsupportedDatabaseError
 from agentstore.schema import migrate
@@ -48,33 +57,38 @@ class AsyncAgentStore(AsyncFaces):
     number of tasks of one event loop; no two tasks ever share a transaction.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, schema: str | None = None) -> None:
         """Use ``engine`` (see ``AsyncAgentStore.open`` for one made from a URL). An
-        engine made elsewhere gets agentstore's connection settings attached."""
+        engine made elsewhere gets agentstore's connection settings attached.
+        ``schema``: as ``AgentStore.open``'s."""
         sync_engine = getattr(engine, "sync_engine", None)
         if sync_engine is None:
             raise UnsupportedDatabaseError(
                 f"AsyncAgentStore takes an AsyncEngine, got {type(engine).__name__} "
                 "(for a sync Engine, use AgentStore)"
             )
-        self.engine = engine
         self.backend = configure(sync_engine)
-        self._calls = AsyncTransactionPerCall(engine, self.backend)
+        #: The store's engine: connections of it name the store's schema.
+        self.engine = in_schema(engine, check_schema(self.backend, schema))
+        #: The PostgreSQL schema of the store's tables; None: the connection's default.
+        self.schema = schema_of(self.engine.sync_engine)
+        self._calls = AsyncTransactionPerCall(self.engine, self.backend)
         super().__init__(self._calls)
 
     @classmethod
-    def open(cls, url: str | URL | None = None) -> AsyncAgentStore:
+    def open(cls, url: str | URL | None = None, *, schema: str | None = None) -> AsyncAgentStore:
         """The store at ``url``, else ``$AGENTSTORE_DATABASE_URL``, else
         ``sqlite:///agentstore.db``, on the asyncio driver (``sqlite://`` URLs get
         aiosqlite, ``postgresql://`` ones psycopg's async connection). Use it as
         ``async with AsyncAgentStore.open(url) as store``. Nothing is created until
-        ``migrate()``."""
-        return cls(create_async_engine(url))
+        ``migrate()``. ``schema``: as ``AgentStore.open``'s."""
+        engine = create_async_engine(url)
+        return cls(engine, schema=resolve_schema(backend_for(engine.url), schema))
 
     async def migrate(self) -> None:
         """Upgrade the database to the newest schema (Alembic runs on the sync driver, in
         a worker thread, so the event loop goes on)."""
-        await asyncio.to_thread(migrate, self.engine.url)
+        await asyncio.to_thread(migrate, self.engine.url, schema=self.schema)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncUnit]:
@@ -87,7 +101,7 @@ class AsyncAgentStore(AsyncFaces):
         host's transaction, as ``AgentStore.on``."""
         from sqlalchemy.ext.asyncio import AsyncConnection
 
-        require_configured(connection, AsyncConnection, self.backend)
+        require_configured(connection, AsyncConnection, self.backend, self.schema)
         return AsyncUnit(connection, self.backend)
 
     def watch_writes(self, callback: Callable[[str], object]) -> Callable[[], None]:

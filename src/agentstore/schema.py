@@ -17,7 +17,7 @@ from alembic.util import CommandError
 from sqlalchemy import pool
 from sqlalchemy.engine import URL
 
-from agentstore.backends import Backend, backend_for, create_engine, resolve_url
+from agentstore.backends import Backend, backend_for, check_schema, create_engine, resolve_url
 from agentstore.boundary import translated
 from agentstore.errors import UnsupportedDatabaseError
 
@@ -49,42 +49,55 @@ def select_tree(script: ScriptDirectory, backend: Backend) -> None:
     script.revision_map = RevisionMap(script._load_revisions)
 
 
-def alembic_config(url: str | URL | None = None) -> Config:
-    """An Alembic config for ``url`` (see ``resolve_url``) that needs no ``alembic.ini``
-    and names its tree up front."""
+def alembic_config(url: str | URL | None = None, *, schema: str | None = None) -> Config:
+    """An Alembic config for ``url`` (see ``resolve_url``) and ``schema`` (PostgreSQL:
+    the schema of agentstore's tables and its version table; see ``AgentStore.open``)
+    that needs no ``alembic.ini`` and names its tree up front."""
     resolved = resolve_url(url)
     backend = backend_for(resolved)
+    config_schema = check_schema(backend, schema)
     resolved = backend.sync_url(resolved)  # Alembic runs on the sync driver
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", str(tree_path(backend)))
     config.attributes["url"] = resolved
+    config.attributes["schema"] = config_schema
     return config
 
 
-def revisions(url: str | URL | None = None) -> tuple[set[str], set[str]]:
-    """The database's current revisions and the head revisions of its tree."""
-    config = alembic_config(url)
+def revisions(
+    url: str | URL | None = None, *, schema: str | None = None
+) -> tuple[set[str], set[str]]:
+    """The database's current revisions (those of ``schema``) and the head revisions of
+    its tree."""
+    config = alembic_config(url, schema=schema)
     heads = set(ScriptDirectory.from_config(config).get_heads())
     engine = create_engine(config.attributes["url"], poolclass=pool.NullPool)
     try:
         with translated(backend_for(engine.url)), engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+            opts = {
+                "version_table": VERSION_TABLE,
+                "version_table_schema": config.attributes["schema"],
+            }
+            context = MigrationContext.configure(connection, opts=opts)
             return set(context.get_current_heads()), heads
     finally:
         engine.dispose()
 
 
-def migrate(url: str | URL | None = None, revision: str = "head") -> None:
-    """Upgrade the database at ``url`` to ``revision`` on the right tree for its dialect.
+def migrate(
+    url: str | URL | None = None, revision: str = "head", *, schema: str | None = None
+) -> None:
+    """Upgrade the database at ``url`` to ``revision`` on the right tree for its dialect,
+    in ``schema`` (PostgreSQL; created if absent).
 
     Safe to call from several processes at once: one applies, the others wait and then
     find nothing left to do. Raises ``StoreUnavailableError`` (the database could not be
     reached), ``UnsupportedDatabaseError`` (the database is at a revision this release of
     agentstore does not know: a newer one migrated it).
     """
-    config = alembic_config(url)
+    config = alembic_config(url, schema=schema)
     with translated(backend_for(config.attributes["url"])):
         try:
             command.upgrade(config, revision)

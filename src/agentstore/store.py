@@ -10,7 +10,17 @@ from types import TracebackType
 
 from sqlalchemy.engine import URL, Connection, Engine
 
-from agentstore.backends import CONFIGURED, Backend, backend_for, configure, create_engine
+from agentstore.backends import (
+    CONFIGURED,
+    Backend,
+    backend_for,
+    check_schema,
+    configure,
+    create_engine,
+    in_schema,
+    resolve_schema,
+    schema_of,
+)
 from agentstore.boundary import SavepointPerCall, TransactionPerCall, translated
 from agentstore.errors import UnsupportedDatabaseError, ValidationError
 from agentstore.faces import Faces
@@ -40,28 +50,38 @@ class AgentStore(Faces):
     store may be shared by many threads.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, schema: str | None = None) -> None:
         """Use ``engine`` (see ``AgentStore.open`` for one made from a URL). An engine made
-        elsewhere gets agentstore's connection settings attached."""
+        elsewhere gets agentstore's connection settings attached. ``schema``: the
+        PostgreSQL schema the store's tables live in (see ``open``)."""
         if not isinstance(engine, Engine):
             raise UnsupportedDatabaseError(
                 f"AgentStore takes a sync Engine, got {type(engine).__name__} "
                 "(for an AsyncEngine, use AsyncAgentStore)"
             )
-        self.engine = engine
         self.backend = configure(engine)
-        self._calls = TransactionPerCall(engine, self.backend)
+        #: The store's engine: connections of it name the store's schema.
+        self.engine = in_schema(engine, check_schema(self.backend, schema))
+        #: The PostgreSQL schema of the store's tables; None: the connection's default.
+        self.schema = schema_of(self.engine)
+        self._calls = TransactionPerCall(self.engine, self.backend)
         super().__init__(self._calls)
 
     @classmethod
-    def open(cls, url: str | URL | None = None) -> AgentStore:
+    def open(cls, url: str | URL | None = None, *, schema: str | None = None) -> AgentStore:
         """Open the store at ``url``, else ``$AGENTSTORE_DATABASE_URL``, else
-        ``sqlite:///agentstore.db``. Nothing is created until ``migrate()``."""
-        return cls(create_engine(url))
+        ``sqlite:///agentstore.db``. Nothing is created until ``migrate()``.
+
+        ``schema`` (else ``$AGENTSTORE_SCHEMA``): on PostgreSQL, the schema every table
+        of the store lives in, created by ``migrate()`` if absent; every statement names
+        it, so nothing depends on ``search_path``. Stores in two schemas of one database
+        are independent. SQLite has no schemas: it ignores one, with a warning."""
+        engine = create_engine(url)
+        return cls(engine, schema=resolve_schema(backend_for(engine.url), schema))
 
     def migrate(self) -> None:
         """Upgrade the database to the newest schema, on the right tree for its dialect."""
-        migrate(self.engine.url)
+        migrate(self.engine.url, schema=self.schema)
 
     @contextmanager
     def transaction(self) -> Iterator[Unit]:
@@ -80,8 +100,8 @@ class AgentStore(Faces):
         transaction: agentstore neither begins nor commits it (SQLAlchemy begins it on
         first use if the host has not). The host commits, and our writes are there; it
         rolls back, and none are. The connection must come from an engine agentstore
-        configured (``store.engine``, or one given to ``AgentStore(engine)``)."""
-        require_configured(connection, Connection, self.backend)
+        configured: ``store.engine``, the only one that names the store's schema."""
+        require_configured(connection, Connection, self.backend, self.schema)
         return Unit(connection, self.backend)
 
     def watch_writes(self, callback: Callable[[str], object]) -> Callable[[], None]:
@@ -109,15 +129,23 @@ class AgentStore(Faces):
         self.close()
 
 
-def require_configured(connection: object, kind: type, backend: Backend) -> None:
+def require_configured(
+    connection: object, kind: type, backend: Backend, schema: str | None
+) -> None:
     """Refuse a host's connection agentstore cannot work on: not a ``kind`` (a sync or
-    an asyncio Connection), another database, or opened without agentstore's settings."""
+    an asyncio Connection), another database, another schema than the store's, or
+    opened without agentstore's settings."""
     if not isinstance(connection, kind):
         raise ValidationError(f"on() takes a {kind.__name__}, got {type(connection).__name__}")
     sync: Connection = getattr(connection, "sync_connection", None) or connection  # type: ignore[assignment]
     if backend_for(sync.engine.url) is not backend:
         raise ValidationError(
             f"on() takes a connection to {backend.name}, not {sync.engine.url.get_backend_name()}"
+        )
+    if schema_of(sync) != schema:
+        raise ValidationError(
+            f"on() takes a connection of store.engine: this one names schema "
+            f"{schema_of(sync)!r}, the store's is {schema!r}"
         )
     with translated(backend):
         configured = sync.connection.info.get(CONFIGURED, False)

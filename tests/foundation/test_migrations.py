@@ -171,33 +171,41 @@ def test_four_processes_upgrading_at_once_apply_head_once(empty_db_url: str) -> 
     assert head_of(empty_db_url) == [revision_chain("local")[-1][0]]
 
 
-def schema_of(url: str) -> dict[str, Any]:
-    """Tables, columns with nullability, and every index and constraint name."""
+def schema_of(url: str, schema: str | None = None) -> dict[str, Any]:
+    """Tables, columns with nullability, and every index and constraint name (of
+    ``schema``, else the default one)."""
     engine = agentstore.create_engine(url)
     try:
         inspector = sa.inspect(engine)
-        schema: dict[str, Any] = {}
-        for table in sorted(inspector.get_table_names()):
+        found: dict[str, Any] = {}
+        for table in sorted(inspector.get_table_names(schema=schema)):
             if table == VERSION_TABLE:
                 continue
-            pk = inspector.get_pk_constraint(table)
-            uniques = sorted(u["name"] or "" for u in inspector.get_unique_constraints(table))
-            schema[table] = {
-                "columns": sorted((c["name"], c["nullable"]) for c in inspector.get_columns(table)),
+            pk = inspector.get_pk_constraint(table, schema=schema)
+            uniques = sorted(
+                u["name"] or "" for u in inspector.get_unique_constraints(table, schema=schema)
+            )
+            columns = inspector.get_columns(table, schema=schema)
+            found[table] = {
+                "columns": sorted((c["name"], c["nullable"]) for c in columns),
                 # SQLite cannot name the key of an INTEGER PRIMARY KEY AUTOINCREMENT column
                 # (events.id); every other primary key is compared by name too.
                 "pk": (pk["constrained_columns"], pk["name"] or f"pk_{table}"),
-                "fks": sorted(fk["name"] or "" for fk in inspector.get_foreign_keys(table)),
+                "fks": sorted(
+                    fk["name"] or "" for fk in inspector.get_foreign_keys(table, schema=schema)
+                ),
                 "uniques": uniques,
-                "checks": sorted(c["name"] or "" for c in inspector.get_check_constraints(table)),
+                "checks": sorted(
+                    c["name"] or "" for c in inspector.get_check_constraints(table, schema=schema)
+                ),
                 # PostgreSQL also lists the index behind each unique constraint.
                 "indexes": sorted(
                     i["name"] or ""
-                    for i in inspector.get_indexes(table)
+                    for i in inspector.get_indexes(table, schema=schema)
                     if i["name"] not in uniques
                 ),
             }
-        return schema
+        return found
     finally:
         engine.dispose()
 

@@ -93,9 +93,10 @@ class BlockingStore(_BlockingFaces):
 
     face = "async"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
         self._runner = asyncio.Runner()
-        self.async_store = AsyncAgentStore.open(url)
+        self.async_store = AsyncAgentStore.open(url, schema=schema)
+        self.schema = self.async_store.schema
         super().__init__(self._runner, self.async_store)
         self.backend = self.async_store.backend
         self.engine = agentstore.create_engine(url)

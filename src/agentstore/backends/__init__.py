@@ -10,21 +10,29 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import TYPE_CHECKING, Any
+import re
+import warnings
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from agentstore.backends.base import CONFIGURED, READ_ONLY, Backend
 from agentstore.backends.postgresql import PostgresBackend
 from agentstore.backends.sqlite import SQLiteBackend
-from agentstore.errors import UnsupportedDatabaseError
+from agentstore.errors import UnsupportedDatabaseError, ValidationError
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+AnyEngine = TypeVar("AnyEngine", "Engine", "AsyncEngine")
+
 DEFAULT_URL = "sqlite:///agentstore.db"
 URL_ENV_VAR = "AGENTSTORE_DATABASE_URL"
+SCHEMA_ENV_VAR = "AGENTSTORE_SCHEMA"
+#: A schema's name: a plain lower-case identifier, short enough that the worker's
+#: statements naming it stay under the length psycopg keeps parsed (``task_steps``).
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,31}")
 
 _BACKENDS: dict[str, Backend] = {"sqlite": SQLiteBackend(), "postgresql": PostgresBackend()}
 
@@ -32,15 +40,20 @@ __all__ = [
     "CONFIGURED",
     "DEFAULT_URL",
     "READ_ONLY",
+    "SCHEMA_ENV_VAR",
     "URL_ENV_VAR",
     "Backend",
     "PostgresBackend",
     "SQLiteBackend",
     "backend_for",
+    "check_schema",
     "configure",
     "create_async_engine",
     "create_engine",
+    "in_schema",
+    "resolve_schema",
     "resolve_url",
+    "schema_of",
 ]
 
 
@@ -56,6 +69,54 @@ def resolve_url(url: str | URL | None = None) -> URL:
     if resolved.drivername in ("postgresql", "postgres"):
         resolved = resolved.set(drivername="postgresql+psycopg")
     return resolved
+
+
+def resolve_schema(backend: Backend, schema: str | None = None) -> str | None:
+    """The schema given, else ``$AGENTSTORE_SCHEMA``, else None; checked (see
+    ``check_schema``)."""
+    return check_schema(backend, schema if schema is not None else os.environ.get(SCHEMA_ENV_VAR))
+
+
+def check_schema(backend: Backend, schema: str | None) -> str | None:
+    """``schema``, the PostgreSQL schema agentstore's tables live in, or None (""
+    too): the connection's default, as its ``search_path`` finds it. A database
+    without schemas (SQLite) ignores one with a warning (its default, ``main``,
+    silently)."""
+    if schema is None or schema == "":
+        return None
+    if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
+        raise ValidationError(
+            f"schema must be a lower-case identifier of at most 32 characters "
+            f"(letters, digits, underscores), not {schema!r}"
+        )
+    if not backend.schemas:
+        if schema != "main":
+            warnings.warn(
+                f"{backend.name} has no schemas: schema {schema!r} is ignored "
+                "(the database file holds the store)",
+                stacklevel=3,
+            )
+        return None
+    return schema
+
+
+def schema_of(connectable: Engine | Connection) -> str | None:
+    """The schema agentstore's tables live in for ``connectable`` (an engine or a
+    connection of one that ``in_schema`` made), or None: where ``search_path`` finds them."""
+    translate = connectable.get_execution_options().get("schema_translate_map") or {}
+    schema: str | None = translate.get(None)
+    return schema
+
+
+def in_schema(engine: AnyEngine, schema: str | None) -> AnyEngine:
+    """``engine`` (sync or asyncio), its statements naming ``schema`` for agentstore's
+    tables (SQLAlchemy's ``schema_translate_map``): nothing then depends on the
+    session's ``search_path``, which a pooler may reset. The same pool; with None,
+    ``engine`` itself."""
+    options = engine.get_execution_options()
+    if schema is None or (options.get("schema_translate_map") or {}).get(None) == schema:
+        return engine
+    return engine.execution_options(schema_translate_map={None: schema})
 
 
 def backend_for(url: URL) -> Backend:

@@ -56,6 +56,8 @@ class Backend(ABC):
     #: is one statement: atomic on its own, it needs no transaction around it, and a
     #: face runs it with the driver in autocommit (no BEGIN and COMMIT round trips).
     data_modifying_ctes: bool = False
+    #: The database has schemas (namespaces for tables) a store can be put in.
+    schemas: bool = False
 
     # -- engines ------------------------------------------------------------------
 
@@ -109,6 +111,11 @@ class Backend(ABC):
     def migration_transaction(self, connection: Connection) -> AbstractContextManager[None]:
         """One transaction around a whole upgrade, held exclusively: when several
         processes upgrade at once, one applies and the others wait, then find nothing to do."""
+
+    @abstractmethod
+    def enter_schema(self, connection: Connection, schema: str | None) -> None:
+        """Make the migrations of this transaction run in ``schema``, creating it if
+        absent (only a database with ``schemas`` is ever given one)."""
 
     @property
     def read_only_options(self) -> dict[str, Any]:

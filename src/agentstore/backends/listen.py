@@ -25,6 +25,12 @@ EVENTS_CHANNEL = "agentstore_events"
 Notification = tuple[str, str]  # (channel, payload)
 
 
+def channel(name: str, schema: str | None) -> str:
+    """The channel ``name`` of a store in ``schema`` (None: the default schema): a
+    store in a schema of its own notifies on channels of its own."""
+    return name if schema is None else f"{name}_{schema}"
+
+
 class Listener:
     """LISTENs on ``channels``; ``wait``/``wait_async`` return the next notifications
     (or none after ``timeout`` seconds). A lost connection raises

@@ -98,6 +98,7 @@ class PostgresBackend(Backend):
     sync_url_driver = async_url_driver = "psycopg"  # SQLAlchemy picks the async variant
     engine_defaults = {"isolation_level": "READ COMMITTED"}  # noqa: RUF012 - read-only
     data_modifying_ctes = True
+    schemas = True
     # Any constant works; it only has to be the same in every process that migrates.
     migration_lock_key = 0x6167_656E_7473  # "agents"
 
@@ -138,6 +139,17 @@ class PostgresBackend(Backend):
                 sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": self.migration_lock_key}
             )
             yield
+
+    def enter_schema(self, connection: Connection, schema: str | None) -> None:
+        if schema is None:
+            return
+        quoted = connection.dialect.identifier_preparer.quote_schema(schema)
+        exists = sa.text("SELECT FROM pg_namespace WHERE nspname = :schema")
+        if connection.execute(exists, {"schema": schema}).first() is None:
+            # Only if absent: CREATE SCHEMA IF NOT EXISTS needs the right to create one.
+            connection.exec_driver_sql(f"CREATE SCHEMA {quoted}")
+        # The migrations name no schema; this transaction's search path finds it alone.
+        connection.exec_driver_sql(f"SET LOCAL search_path TO {quoted}")
 
     @property
     def read_only_options(self) -> dict[str, Any]:

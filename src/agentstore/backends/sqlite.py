@@ -88,6 +88,9 @@ class SQLiteBackend(Backend):
         sa.event.listen(engine, "begin", _begin)
         engine.dispose()  # connections opened before lack the settings
 
+    def enter_schema(self, connection: Connection, schema: str | None) -> None:
+        """No schemas: ``check_schema`` never gives SQLite one."""
+
     @contextmanager
     def migration_transaction(self, connection: Connection) -> Iterator[None]:
         # Batch migrations copy and drop tables, which foreign keys would cascade through;

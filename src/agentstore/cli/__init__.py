@@ -11,9 +11,9 @@ from typing import NoReturn
 
 import sqlalchemy as sa
 
-from agentstore.backends import resolve_url
+from agentstore.backends import backend_for, resolve_schema, resolve_url
 from agentstore.cli import db, demo, executions, runs, worker
-from agentstore.cli.output import JSON_HELP, URL_HELP, CommandError, error
+from agentstore.cli.output import JSON_HELP, SCHEMA_HELP, URL_HELP, CommandError, error
 from agentstore.errors import AgentStoreError, StoreUnavailableError
 from agentstore.schema import revisions
 from agentstore.store import AgentStore
@@ -33,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
         description="Storage for AI-agent systems: runs, tasks and execution history.",
     )
     main.add_argument("--url", default=None, help=URL_HELP)
+    main.add_argument("--schema", default=None, help=SCHEMA_HELP)
     main.add_argument("--json", action="store_true", default=False, help=JSON_HELP)
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
     db.add_parser(commands)
@@ -43,13 +44,13 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
-def require_schema(url: str, *, wait: bool = False) -> None:
+def require_schema(url: str, schema: str | None, *, wait: bool = False) -> None:
     """Refuse to work on a database that is not at head, naming the fix. With ``wait``,
     a database that cannot be reached for now (restarting, not up yet) is waited for."""
     tries = 0
     while True:
         try:
-            current, heads = revisions(url)
+            current, heads = revisions(url, schema=schema)
             break
         except StoreUnavailableError as exc:
             if not (wait and exc.retryable):
@@ -59,18 +60,24 @@ def require_schema(url: str, *, wait: bool = False) -> None:
             time.sleep(min(5.0, 0.1 * 2**tries))
     if current != heads:
         state = "not migrated" if not current else "not at the newest schema"
-        raise CommandError(f"the database is {state}: run agentstore db upgrade --url {url}")
+        in_schema = "" if schema is None else f" --schema {schema}"
+        raise CommandError(
+            f"the database is {state}: run agentstore db upgrade --url {url}{in_schema}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        args.url = resolve_url(args.url).render_as_string(hide_password=False)
+        url = resolve_url(args.url)
+        args.url = url.render_as_string(hide_password=False)
+        args.schema = resolve_schema(backend_for(url), args.schema)
         if args.command == "db":
             return int(args.handler(args))
         if getattr(args, "needs_schema", True):
-            require_schema(args.url, wait=getattr(args, "waits_for_database", False))
-        with AgentStore.open(args.url) as store:
+            wait = getattr(args, "waits_for_database", False)
+            require_schema(args.url, args.schema, wait=wait)
+        with AgentStore.open(args.url, schema=args.schema) as store:
             return int(args.handler(store, args))
     except (CommandError, AgentStoreError) as exc:
         error(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)

@@ -32,14 +32,14 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = alembic_config(args.url)
+    config = alembic_config(args.url, schema=args.schema)
     try:
         if args.action == "upgrade":
             command.upgrade(config, args.revision)
         elif args.action == "downgrade":
             command.downgrade(config, args.revision)
         elif args.action == "current":
-            current, heads = revisions(args.url)
+            current, heads = revisions(args.url, schema=args.schema)
             if args.json:
                 emit_json({"current": sorted(current), "head": sorted(heads)})
             else:
@@ -58,7 +58,7 @@ def check(args: argparse.Namespace, config: object) -> int:
     deadline = time.monotonic() + args.wait
     while True:
         try:
-            current, heads = revisions(args.url)
+            current, heads = revisions(args.url, schema=args.schema)
             if current != heads:
                 problem = (
                     f"database is at {', '.join(sorted(current)) or 'no revision'}, head is "

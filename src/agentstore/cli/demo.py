@@ -39,19 +39,19 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     demo.set_defaults(handler=run, needs_schema=False)
 
 
-def doomed_worker(url: str, run_id: str) -> None:
+def doomed_worker(url: str, schema: str | None, run_id: str) -> None:
     """Claim one task and die without a word in the middle of it, as a crashed worker
     does."""
-    with AgentStore.open(url) as store:
+    with AgentStore.open(url, schema=schema) as store:
         Worker(store, lambda context: os._exit(1), run_id=uuid.UUID(run_id), lease=LEASE).run()
 
 
-def worker(url: str, run_id: str, name: str) -> None:
+def worker(url: str, schema: str | None, run_id: str, name: str) -> None:
     """Work the plan until every task is finished, with agentstore's worker: a dead
     worker's task is rescued by a claim once its lease runs out, and the flaky task is
     retried after its backoff. Whoever takes the plan's second task pauses once for a
     person's approval."""
-    with AgentStore.open(url) as store:
+    with AgentStore.open(url, schema=schema) as store:
 
         def handler(context: TaskContext) -> str:
             task = context.task
@@ -94,11 +94,11 @@ def run(store: AgentStore, args: argparse.Namespace) -> int:
     print(f"run {run.id}: {args.tasks} tasks, {args.workers} workers, lease {LEASE.seconds}s")
 
     spawn = multiprocessing.get_context("spawn")
-    doomed = spawn.Process(target=doomed_worker, args=(url, str(run.id)))
+    doomed = spawn.Process(target=doomed_worker, args=(url, store.schema, str(run.id)))
     doomed.start()
     doomed.join()
     workers = [
-        spawn.Process(target=worker, args=(url, str(run.id), f"worker-{n + 1}"))
+        spawn.Process(target=worker, args=(url, store.schema, str(run.id), f"worker-{n + 1}"))
         for n in range(args.workers)
     ]
     for process in workers:

@@ -17,9 +17,11 @@ from typing import Any
 # and ``agentstore runs list --json`` are the same). SUPPRESS keeps a subcommand from
 # resetting what was given before its name.
 URL_HELP = "database URL (default: $AGENTSTORE_DATABASE_URL, else sqlite:///agentstore.db)"
+SCHEMA_HELP = "PostgreSQL schema of the store's tables (default: $AGENTSTORE_SCHEMA, else none)"
 JSON_HELP = "print JSON, not tables"
 COMMON = argparse.ArgumentParser(add_help=False)
 COMMON.add_argument("--url", default=argparse.SUPPRESS, help=URL_HELP)
+COMMON.add_argument("--schema", default=argparse.SUPPRESS, help=SCHEMA_HELP)
 COMMON.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=JSON_HELP)
 
 

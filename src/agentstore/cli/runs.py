@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any
 
-from agentstore.backends.listen import EVENTS_CHANNEL
+from agentstore.backends.listen import EVENTS_CHANNEL, channel
 from agentstore.cli.output import emit_json, plain, subcommand, table
 from agentstore.errors import StoreUnavailableError
 from agentstore.orchestrator import EventRecord
@@ -128,7 +128,8 @@ def tail_events(store: AgentStore, args: argparse.Namespace) -> int:
         return 0
     last = events[-1].id if events else 0
     # On PostgreSQL the journal NOTIFYs: wake at once; the interval is then a fallback.
-    listener = store.backend.listener(store.engine.url, (EVENTS_CHANNEL,))
+    channels = (channel(EVENTS_CHANNEL, store.schema),)
+    listener = store.backend.listener(store.engine.url, channels)
     try:
         while True:
             if listener is None:

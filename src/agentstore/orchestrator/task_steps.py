@@ -21,12 +21,14 @@ spent a quarter of a step's client time parsing it again each time). Their colum
 the models' (the result is typed by them, and the tests run every step).
 
 The rows a step returns are tasks, each with its ``part``: ``closed`` (the task it
-ended), ``rescued`` or ``claimed``.
+ended), ``rescued`` or ``claimed``. In a store with a schema of its own, every table
+named after FROM, UPDATE or INTO is named in that schema.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -126,10 +128,16 @@ closed_event AS ({_EVENT}
 _WENT_THROUGH = "AND EXISTS (SELECT FROM closed)"
 
 
-def _step(ctes: list[str], parts: tuple[str, ...]) -> Step:
+_TABLE = re.compile(r"\b(FROM|UPDATE|INTO) (tasks|task_attempts|events|runs)\b")
+
+
+def _step(ctes: list[str], parts: tuple[str, ...], schema: str | None) -> Step:
     # Each part is ``tasks.*`` (RETURNING), so the parts line up; columns named once.
     rows = " UNION ALL ".join(f"SELECT '{part}' AS part, * FROM {part}" for part in parts)
-    text = sa.text(f"WITH {', '.join(ctes)}\nSELECT part, {_COLUMNS} FROM ({rows}) AS parts")
+    sql = f"WITH {', '.join(ctes)}\nSELECT part, {_COLUMNS} FROM ({rows}) AS parts"
+    if schema is not None:  # a plain identifier (see backends.check_schema)
+        sql = _TABLE.sub(lambda found: f'{found[1]} "{schema}".{found[2]}', sql)
+    text = sa.text(sql)
     if CLOSED in parts:  # an attempt's result goes in as JSON
         text = text.bindparams(sa.bindparam("result", type_=ATTEMPTS.c.result.type))
     return text.columns(sa.column("part", sa.String), *TASK_COLUMNS)
@@ -140,14 +148,15 @@ def _claim(run: tuple[str, str], only_if: str = "") -> str:
     return _CLAIM.format(only_if=f"{in_run} {only_if}".strip(), order=order)
 
 
-def _claim_step(run: tuple[str, str]) -> Step:
-    return _step([_RESCUE.format(only_if=""), _claim(run)], (RESCUED, CLAIMED))
+def _claim_step(run: tuple[str, str], schema: str | None) -> Step:
+    return _step([_RESCUE.format(only_if=""), _claim(run)], (RESCUED, CLAIMED), schema)
 
 
-def _close_and_claim_step(run: tuple[str, str]) -> Step:
+def _close_and_claim_step(run: tuple[str, str], schema: str | None) -> Step:
     # The rescue passes over the task being ended: one statement updates a row once.
     rescue = _RESCUE.format(only_if=f"AND id <> :task_id {_WENT_THROUGH}")
-    return _step([_CLOSE, rescue, _claim(run, _WENT_THROUGH)], (CLOSED, RESCUED, CLAIMED))
+    ctes = [_CLOSE, rescue, _claim(run, _WENT_THROUGH)]
+    return _step(ctes, (CLOSED, RESCUED, CLAIMED), schema)
 
 
 @dataclass(frozen=True)
@@ -170,14 +179,15 @@ class Steps:
 
 
 @functools.cache
-def steps(backend: Backend) -> Steps | None:
-    """The steps as single statements, or None where the database cannot."""
+def steps(backend: Backend, schema: str | None) -> Steps | None:
+    """The steps as single statements on the tables of ``schema`` (None: where the
+    search path finds them), or None where the database cannot."""
     if not backend.data_modifying_ctes:
         return None
     return Steps(
-        claim_in_run=_claim_step(_IN_RUN),
-        claim_any_run=_claim_step(_ANY_RUN),
-        close=_step([_CLOSE], (CLOSED,)),
-        close_and_claim_in_run=_close_and_claim_step(_IN_RUN),
-        close_and_claim_any_run=_close_and_claim_step(_ANY_RUN),
+        claim_in_run=_claim_step(_IN_RUN, schema),
+        claim_any_run=_claim_step(_ANY_RUN, schema),
+        close=_step([_CLOSE], (CLOSED,), schema),
+        close_and_claim_in_run=_close_and_claim_step(_IN_RUN, schema),
+        close_and_claim_any_run=_close_and_claim_step(_ANY_RUN, schema),
     )

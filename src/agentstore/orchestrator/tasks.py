@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 
 from agentstore import validation
+from agentstore.backends import schema_of
 from agentstore.errors import InvalidTransitionError, NotFoundError, StaleClaimError
 from agentstore.models import Task, TaskAttempt
 from agentstore.operations import Repository, reads, writes, writes_in_one_statement
@@ -192,7 +193,7 @@ class TaskRepository(Repository):
         validation.duration(lease, "lease")
         validation.positive_int(limit, "limit", maximum=1000)
         run_id = validation.optional_identifier(run_id, "run_id")
-        one_statement = steps(self._backend)
+        one_statement = steps(self._backend, schema_of(self._connection))
         if one_statement is not None:
             params = self._claim_parameters(worker, run_id, lease, limit)
             return self._claimed(self._step(one_statement.claim(run_id), params), params)
@@ -228,7 +229,7 @@ class TaskRepository(Repository):
         validation.duration(lease, "lease")
         validation.positive_int(limit, "limit", maximum=1000)
         run_id = validation.optional_identifier(run_id, "run_id")
-        one_statement = steps(self._backend)
+        one_statement = steps(self._backend, schema_of(self._connection))
         if one_statement is None:
             completed: TaskRecord | None
             try:
@@ -541,7 +542,7 @@ class TaskRepository(Repository):
         """End the claim on the task with ``status``; record the attempt and journal."""
         params = self._ending(task_id, attempt, status, summary, blocker, result)
         checked: UUID = params["task_id"]
-        one_statement = steps(self._backend)
+        one_statement = steps(self._backend, schema_of(self._connection))
         if one_statement is not None:
             closed = self._step(one_statement.close, params)[CLOSED]
             if not closed:
@@ -611,7 +612,7 @@ class TaskRepository(Repository):
         claimed = parts[CLAIMED]
         run_id = params["in_run"]
         if parts[RESCUED] and len(claimed) < params["limit"]:
-            found = steps(self._backend)
+            found = steps(self._backend, schema_of(self._connection))
             assert found is not None
             more = {**params, "limit": params["limit"] - len(claimed)}
             claimed = claimed + self._step(found.claim(run_id), more)[CLAIMED]

@@ -28,7 +28,7 @@ from typing import Any
 
 from agentstore import validation
 from agentstore.async_store import AsyncAgentStore
-from agentstore.backends.listen import TASKS_CHANNEL
+from agentstore.backends.listen import TASKS_CHANNEL, channel
 from agentstore.errors import (
     AgentStoreError,
     StaleClaimError,
@@ -484,7 +484,8 @@ class Worker:
     async def _listen(self) -> None:
         """On PostgreSQL: wake on NOTIFY from any process; nothing elsewhere."""
         backend = self.store.backend
-        listener = backend.listener(self.store.engine.url, (TASKS_CHANNEL,))
+        channels = (channel(TASKS_CHANNEL, self.store.schema),)
+        listener = backend.listener(self.store.engine.url, channels)
         if listener is None:
             return
         try:
