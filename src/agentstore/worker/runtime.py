@@ -19,6 +19,7 @@ import signal
 import socket
 import traceback
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -47,6 +48,8 @@ log = logging.getLogger("agentstore.worker")
 Handler = Callable[[TaskContext], Any]
 #: Why a handler's work was stopped before it returned.
 LOST, CANCELLED, HANDED_BACK = "lost", "cancelled", "handed back"
+#: How many started attempts a worker remembers: far more than a reply can lag behind.
+STARTED_REMEMBERED = 10_000
 ERROR_LIMIT = 4000  # characters of a failure's traceback kept as the attempt's summary
 FIRST_POLL = 0.01  # seconds: the first idle poll after work; it doubles to poll_interval
 LISTEN_TIMEOUT = 60.0  # seconds a listener waits before it waits again
@@ -146,6 +149,9 @@ class Worker:
         self._wake: asyncio.Event | None = None
         self._running: dict[asyncio.Task[None], _Work] = {}
         self._refind = False  # a claim's reply was lost: re-find what this worker holds
+        # The attempts this worker started lately: a claim's late reply and a re-find may
+        # both hand over the same attempt, which must run once.
+        self._started: OrderedDict[tuple[uuid.UUID, int], None] = OrderedDict()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handler_is_async = inspect.iscoroutinefunction(handler)
         self._store_threads: ThreadPoolExecutor | None = None
@@ -188,6 +194,7 @@ class Worker:
         self._slot_freed = asyncio.Event()
         running = self._running = {}
         self._refind = False
+        self._started.clear()
         unwatch = self.store.watch_writes(self._on_write)
         listening = asyncio.create_task(self._listen()) if self.listen else None
         log.info("worker %s started", self.name, extra={"worker": self.name})
@@ -266,18 +273,21 @@ class Worker:
             )
 
     def _start(self, claimed: list[TaskRecord], running: dict[asyncio.Task[None], _Work]) -> None:
+        claimed = [task for task in claimed if (task.id, task.attempt) not in self._started]
         self._counters.claimed += len(claimed)
         for task in claimed:
+            self._started[task.id, task.attempt] = None
+            if len(self._started) > STARTED_REMEMBERED:
+                self._started.popitem(last=False)
             work = _Work(task)
             job = asyncio.create_task(self._work(work))
             running[job] = work
             job.add_done_callback(self._ended)
 
     def _adopt(self, held: list[TaskRecord]) -> None:
-        """Start the tasks this worker holds but is not working: a claim whose reply was
-        lost committed them."""
-        working = {work.task.id for work in self._running.values()}
-        lost = [task for task in held if task.id not in working]
+        """Start the tasks this worker holds but never started: a claim whose reply was
+        lost committed them (a reply still on its way is not started twice: ``_start``)."""
+        lost = [task for task in held if (task.id, task.attempt) not in self._started]
         if lost:
             log.warning("worker %s: re-found %s claimed tasks", self.name, len(lost))
         self._start(lost, self._running)
