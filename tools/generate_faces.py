@@ -28,7 +28,12 @@ HELPERS = {"ExecutionRepository.sweep_batch"}
 
 # (attribute on the store, face class name, repository "module:Class", extras "module:Class")
 FACES = [
-    ("runs", "Runs", "agentstore.orchestrator.runs:RunRepository", None),
+    (
+        "runs",
+        "Runs",
+        "agentstore.orchestrator.runs:RunRepository",
+        "agentstore.orchestrator.run_extras:RunsExtras",
+    ),
     ("agents", "Agents", "agentstore.orchestrator.agents:AgentRepository", None),
     ("tasks", "Tasks", "agentstore.orchestrator.tasks:TaskRepository", None),
     ("attempts", "Attempts", "agentstore.orchestrator.attempts:AttemptRepository", None),

@@ -30,6 +30,7 @@ from agentstore.orchestrator import (
     RunRecord,
     RunSnapshot,
     SnapshotLimits,
+    SweepCounts,
     TaskDraft,
     TaskRecord,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "RunSnapshot",
     "RunStatus",
     "SnapshotLimits",
+    "SweepCounts",
     "TaskDraft",
     "TaskRecord",
     "TaskStatus",

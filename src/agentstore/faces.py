@@ -35,6 +35,7 @@ from agentstore.orchestrator.journal import (
     CheckpointRecord,
     CheckpointRepository,
 )
+from agentstore.orchestrator.run_extras import RunsExtras
 from agentstore.orchestrator.runs import RunPage, RunRecord, RunRepository
 from agentstore.orchestrator.snapshot import RunSnapshot, SnapshotLimits
 from agentstore.orchestrator.task_records import TaskDraft, TaskRecord
@@ -44,7 +45,7 @@ from agentstore.statuses import ExecutionStatus, RunStatus
 from agentstore.validation import Id
 
 
-class Runs:
+class Runs(RunsExtras):
     """``store.runs``: orchestrator runs, each with everything under it."""
 
     __slots__ = ("_calls",)

@@ -7,7 +7,7 @@ import functools
 import re
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -95,6 +95,17 @@ def aware(value: datetime | None, name: str) -> datetime | None:
     if not isinstance(value, datetime):
         raise ValidationError(f"{name} must be a datetime, got {type(value).__name__}")
     return require_aware(value, name)
+
+
+def cutoff(older_than: datetime | timedelta, name: str = "older_than") -> datetime:
+    """The time before which a retention sweep deletes: ``older_than`` itself, or that
+    long ago (taken once, so that the batches of one sweep agree)."""
+    if isinstance(older_than, timedelta):
+        return datetime.now(UTC) - older_than
+    found = aware(older_than, name)
+    if found is None:
+        raise ValidationError(f"{name} must be a datetime or a timedelta")
+    return found
 
 
 # Durations are added to the clock; a century keeps the sum a representable datetime.

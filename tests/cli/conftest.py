@@ -31,7 +31,8 @@ def cli() -> Cli:
     """Run ``python -m agentstore ARGS`` as a person would, in a subprocess."""
 
     def run(*args: str, cwd: Path | None = None, timeout: float = 300) -> Result:
-        env = {k: v for k, v in os.environ.items() if k != "AGENTSTORE_DATABASE_URL"}
+        unset = ("AGENTSTORE_DATABASE_URL", "AGENTSTORE_SCHEMA")
+        env = {k: v for k, v in os.environ.items() if k not in unset}
         completed = subprocess.run(
             [sys.executable, "-m", "agentstore", *args],
             capture_output=True,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agentstore import AgentStore, TaskDraft
+from agentstore import AgentStore, SweepCounts, TaskDraft
 from tests.cli.conftest import REPO, Cli
 
 
@@ -150,8 +150,33 @@ def test_executions_list_show_stats_sweep(cli: Cli, seeded: dict[str, str]) -> N
     assert "█" in chart.out and "buckets of" in chart.out
     dry = cli(*url, "executions", "sweep", "--older-than", "0s", "--dry-run")
     assert dry.json() == {"dry_run": True, "executions": 2}
-    swept = cli(*url, "executions", "sweep", "--older-than", "0s", "--scope", "team")
+    refused = cli(*url, "executions", "sweep", "--older-than", "30s", "--scope", "team")
+    assert refused.code != 0 and "--force" in refused.err
+    assert len(refused.err.strip().splitlines()) == 1, refused.err
+    swept = cli(*url, "executions", "sweep", "--older-than", "0s", "--scope", "team", "--force")
     assert swept.json() == {"dry_run": False, "executions": 2}
+
+
+def test_runs_sweep(cli: Cli, seeded: dict[str, str]) -> None:
+    url = ["--url", seeded["url"], "--json"]
+    with AgentStore.open(seeded["url"]) as store:
+        ended = store.runs.create("done", "/repo", "completed")
+        store.events.add(ended.id, "w", "note", "n")
+    dry = cli(*url, "runs", "sweep", "--older-than", "0s", "--dry-run")
+    assert dry.json() == {"dry_run": True, "runs": 1}
+    refused = cli(*url, "runs", "sweep", "--older-than", "59s")
+    assert refused.code != 0 and "--force" in refused.err
+    live = cli(*url, "runs", "sweep", "--older-than", "1d", "--status", "running")
+    assert live.code != 0 and "ended" in live.err
+    swept = cli(*url, "runs", "sweep", "--older-than", "0s", "--force")
+    assert swept.code == 0, swept.err
+    assert swept.json()["runs"] == 1 and swept.json()["events"] >= 1
+    listed = cli(*url, "runs", "list")
+    assert [r["id"] for r in listed.json()["items"]] == [seeded["run"]]
+    text = cli("--url", seeded["url"], "runs", "sweep", "--older-than", "30d")
+    assert text.out.strip() == "deleted " + ", ".join(
+        f"0 {name}" for name in SweepCounts.__dataclass_fields__
+    )
 
 
 @pytest.mark.parametrize(

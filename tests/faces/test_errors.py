@@ -80,6 +80,8 @@ def valid_calls(w: World) -> dict[str, dict[str, Any]]:
         "runs.increment_cycle": {"run_id": w.run},
         "runs.increment_replan": {"run_id": w.run},
         "runs.delete": {"run_id": uuid.uuid4()},
+        "runs.sweepable": {"older_than": PAST, "statuses": ["completed"]},
+        "runs.sweep": {"older_than": PAST, "statuses": ["failed"], "batch_size": 10},
         "runs.snapshot": {"run_id": w.run},
         "runs.pause": {"run_id": uuid.uuid4()},
         "runs.reopen": {"run_id": uuid.uuid4(), "status": "planning"},

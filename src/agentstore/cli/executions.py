@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from agentstore.cli.chart import bar_chart
-from agentstore.cli.output import emit_json, subcommand, table
+from agentstore.cli.output import add_sweep_options, age, emit_json, sensible_age, subcommand, table
 from agentstore.executions import ExecutionQuery
 from agentstore.store import AgentStore
-
-AGES = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def age(text: str) -> timedelta:
-    """``90s``, ``15m``, ``1h``, ``30d``, ``2w``."""
-    match = re.fullmatch(r"(\d+)([smhdw])", text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"not an age like 30s, 15m, 1h, 30d: {text!r}")
-    return timedelta(**{AGES[match.group(2)]: int(match.group(1))})
 
 
 def moment(text: str) -> datetime:
@@ -65,9 +54,8 @@ def add_parsers(commands: argparse._SubParsersAction[Any]) -> None:
     stats.set_defaults(handler=execution_stats)
 
     sweep = subcommand(executions, "sweep", "delete old executions with their children")
-    sweep.add_argument("--older-than", type=age, required=True, metavar="AGE")
     sweep.add_argument("--scope")
-    sweep.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    add_sweep_options(sweep)
     sweep.set_defaults(handler=sweep_executions)
 
 
@@ -160,6 +148,7 @@ def execution_stats(store: AgentStore, args: argparse.Namespace) -> int:
 
 
 def sweep_executions(store: AgentStore, args: argparse.Namespace) -> int:
+    sensible_age(args)
     if args.dry_run:
         count = store.executions.sweepable(args.older_than, scope_id=args.scope)
         verb = "would delete"

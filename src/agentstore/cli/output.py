@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -23,6 +24,39 @@ COMMON = argparse.ArgumentParser(add_help=False)
 COMMON.add_argument("--url", default=argparse.SUPPRESS, help=URL_HELP)
 COMMON.add_argument("--schema", default=argparse.SUPPRESS, help=SCHEMA_HELP)
 COMMON.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=JSON_HELP)
+
+
+AGES = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+#: A sweep or prune of anything younger is refused without --force: it would delete
+#: what is still being written (``--older-than 0s`` deletes everything).
+YOUNGEST_SWEPT = timedelta(minutes=1)
+
+
+def age(text: str) -> timedelta:
+    """``90s``, ``15m``, ``1h``, ``30d``, ``2w``."""
+    match = re.fullmatch(r"(\d+)([smhdw])", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not an age like 30s, 15m, 1h, 30d: {text!r}")
+    return timedelta(**{AGES[match.group(2)]: int(match.group(1))})
+
+
+def add_sweep_options(parser: argparse.ArgumentParser) -> None:
+    """``--older-than``, ``--dry-run`` and ``--force``: what every deleting command takes."""
+    parser.add_argument("--older-than", type=age, required=True, metavar="AGE")
+    parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    parser.add_argument(
+        "--force", action="store_true", help="allow an age under one minute (0s: everything)"
+    )
+
+
+def sensible_age(args: argparse.Namespace) -> None:
+    """Refuse to delete by an age under a minute unless ``--force`` says it is meant (a
+    dry run deletes nothing: it may count anything)."""
+    if args.older_than < YOUNGEST_SWEPT and not (args.force or args.dry_run):
+        raise CommandError(
+            f"--older-than {args.older_than} would delete what is still being written: "
+            "give at least 1m, or add --force to mean it"
+        )
 
 
 def subcommand(group: argparse._SubParsersAction[Any], name: str, help: str) -> Any:

@@ -9,9 +9,17 @@ import uuid
 from typing import Any
 
 from agentstore.backends.listen import EVENTS_CHANNEL, channel
-from agentstore.cli.output import emit_json, plain, subcommand, table
+from agentstore.cli.output import (
+    add_sweep_options,
+    emit_json,
+    plain,
+    sensible_age,
+    subcommand,
+    table,
+)
 from agentstore.errors import StoreUnavailableError
 from agentstore.orchestrator import EventRecord
+from agentstore.orchestrator.runs import ENDED
 from agentstore.statuses import TaskStatus
 from agentstore.store import AgentStore
 
@@ -35,6 +43,13 @@ def add_parsers(commands: argparse._SubParsersAction[Any]) -> None:
     show = subcommand(runs, "show", "a run's snapshot")
     show.add_argument("run_id", type=run_id)
     show.set_defaults(handler=show_run)
+    sweep = subcommand(runs, "sweep", "delete runs that ended, with everything under them")
+    sweep.add_argument(
+        "--status", action="append", help="repeat for several (default: every ended one)"
+    )
+    sweep.add_argument("--batch-size", type=int, default=500, help="runs per transaction")
+    add_sweep_options(sweep)
+    sweep.set_defaults(handler=sweep_runs)
 
     tasks = subcommand(commands, "tasks", "a run's tasks").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -53,6 +68,25 @@ def add_parsers(commands: argparse._SubParsersAction[Any]) -> None:
     tail.add_argument("--follow", action="store_true")
     tail.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
     tail.set_defaults(handler=tail_events)
+
+
+def sweep_runs(store: AgentStore, args: argparse.Namespace) -> int:
+    sensible_age(args)
+    statuses = args.status or ENDED
+    if args.dry_run:
+        count = store.runs.sweepable(args.older_than, statuses=statuses)
+        if args.json:
+            emit_json({"dry_run": True, "runs": count})
+        else:
+            print(f"would delete {count} runs that ended more than {args.older_than} ago")
+        return 0
+    counts = store.runs.sweep(args.older_than, statuses=statuses, batch_size=args.batch_size)
+    if args.json:
+        emit_json({"dry_run": False, **plain(counts)})
+    else:
+        rows = ", ".join(f"{n} {table_name}" for table_name, n in plain(counts).items())
+        print(f"deleted {rows}")
+    return 0
 
 
 def list_runs(store: AgentStore, args: argparse.Namespace) -> int:

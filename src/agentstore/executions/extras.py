@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, cast
 
+from agentstore import validation
 from agentstore.boundary import AsyncTransactionPerCall, TransactionPerCall
 from agentstore.errors import ValidationError
 from agentstore.executions.recorder import AsyncRecorder, Recorder
-from agentstore.executions.repository import ExecutionRepository, Trigger, sweep_cutoff
+from agentstore.executions.repository import ExecutionRepository, Trigger
 
 if TYPE_CHECKING:
     from agentstore.async_faces import AsyncExecutions
@@ -33,7 +34,7 @@ class ExecutionsExtras:
         their tool calls and interactions, ``batch_size`` per transaction so a large
         sweep never holds locks for long. Returns how many executions were deleted.
         Raises ``ValidationError``."""
-        cutoff = sweep_cutoff(older_than)
+        cutoff = validation.cutoff(older_than)
         deleted = 0
         while True:
             count = self._calls.write(
@@ -68,7 +69,7 @@ class AsyncExecutionsExtras:
         batch_size: int = 1000,
     ) -> int:
         """As ``store.executions.sweep`` of the sync face."""
-        cutoff = sweep_cutoff(older_than)
+        cutoff = validation.cutoff(older_than)
         deleted = 0
         while True:
             count = await self._calls.write(

@@ -100,24 +100,13 @@ def _trigger(trigger: Trigger) -> tuple[str | None, Any]:
     return validation.text(kind, Execution.trigger_kind), validation.json_value(meta, "trigger")
 
 
-def sweep_cutoff(older_than: datetime | timedelta) -> datetime:
-    """The creation time before which a sweep deletes: ``older_than`` itself, or that
-    long ago (taken once, so that the batches of one sweep agree)."""
-    if isinstance(older_than, timedelta):
-        return utcnow() - older_than
-    cutoff = validation.aware(older_than, "older_than")
-    if cutoff is None:
-        raise ValidationError("older_than must be a datetime or a timedelta")
-    return cutoff
-
-
 def _scope(scope_id: str) -> str:
     return validation.text(scope_id, Execution.scope_id)
 
 
 def _old(older_than: datetime | timedelta, scope_id: str | None) -> list[Any]:
     """The WHERE clauses of a retention sweep."""
-    old: list[Any] = [Execution.created_at < sweep_cutoff(older_than)]
+    old: list[Any] = [Execution.created_at < validation.cutoff(older_than)]
     if scope_id is not None:
         old.append(Execution.scope_id == _scope(scope_id))
     return old

@@ -51,6 +51,8 @@ class Run(Base):
         Index("ix_runs_created_at_id", "created_at", "id"),
         # The same listing filtered by status.
         Index("ix_runs_status_created_at_id", "status", "created_at", "id"),
+        # A retention sweep: the runs that ended, by when they last changed.
+        Index("ix_runs_status_updated_at", "status", "updated_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)

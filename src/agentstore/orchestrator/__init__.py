@@ -12,6 +12,7 @@ from agentstore.orchestrator.journal import (
     CheckpointRecord,
     CheckpointRepository,
 )
+from agentstore.orchestrator.retention import SweepCounts
 from agentstore.orchestrator.runs import RunPage, RunRecord, RunRepository
 from agentstore.orchestrator.snapshot import RunSnapshot, SnapshotLimits
 from agentstore.orchestrator.tasks import Handoff, TaskDraft, TaskRecord, TaskRepository
@@ -38,6 +39,7 @@ __all__ = [
     "RunRepository",
     "RunSnapshot",
     "SnapshotLimits",
+    "SweepCounts",
     "TaskDraft",
     "TaskRecord",
     "TaskRepository",
