@@ -128,7 +128,7 @@ class Workers:
         env.pop("CHAOS_KILL", None)
         point = self.points.pop() if self.points else None
         if point is not None:  # dies the n-th time there: after a few tasks
-            env["CHAOS_KILL"] = f"{point}:{self.rng.randint(1, 20)}"
+            env["CHAOS_KILL"] = f"{point}:{self.rng.randint(1, 10)}"
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -164,14 +164,19 @@ class Workers:
     def err(self, process: subprocess.Popen[str]) -> str:
         return (self.logs / f"worker-{self.number[process.pid]}.err").read_text()
 
+    def killed_at(self, process: subprocess.Popen[str]) -> str | None:
+        """The kill point ``process`` was armed with, if it died there."""
+        point = self.armed.get(process.pid)
+        return point if point and f"chaos kill: {point}" in self.err(process) else None
+
     def kill(self, victim: subprocess.Popen[str]) -> None:
         """SIGKILL ``victim`` at a random moment and start another in its place."""
         victim.kill()
         victim.wait()
         self.running.remove(victim)
-        point = self.armed.pop(victim.pid, None)
-        if point is not None and f"chaos kill: {point}" not in self.err(victim):
-            self.points.append(point)  # it had not reached its point: arm the next one
+        if victim.pid in self.armed and self.killed_at(victim) is None:
+            self.points.append(self.armed[victim.pid])  # not reached: arm the next one
+        self.armed.pop(victim.pid, None)
         self.start()
 
     def reap(self, figures: Figures, *, replace: bool) -> None:
@@ -179,8 +184,9 @@ class Workers:
         failed (a worker never dies of an error otherwise)."""
         for process in [p for p in self.running if p.poll() is not None]:
             self.running.remove(process)
-            point = self.armed.pop(process.pid, None)
-            if point is not None and f"chaos kill: {point}" in self.err(process):
+            point = self.killed_at(process)
+            self.armed.pop(process.pid, None)
+            if point:
                 figures.faults[f"kill {point}"] += 1
             else:
                 number = self.number[process.pid]
@@ -210,8 +216,7 @@ class Workers:
                 process.wait()
                 figures.worker_failures.append(f"worker {process.pid} did not stop")
         for process in self.running:  # one may have reached its kill point meanwhile
-            point = self.armed.get(process.pid)
-            if point is not None and f"chaos kill: {point}" in self.err(process):
+            if point := self.killed_at(process):
                 figures.faults[f"kill {point}"] += 1
             else:
                 self.stopped[self.number[process.pid]] = process
@@ -271,7 +276,9 @@ def drain(dialect: str, tasks: int, workers: int, budget_seconds: float) -> Figu
                     kind = "terminate"
                 thawed = [p for p in pool.running if all(p is not f for f, _ in frozen)]
                 if kind == "sigkill" and thawed:
-                    pool.kill(rng.choice(thawed))
+                    # An armed worker is left to reach its own moment, where one is not.
+                    unarmed = [p for p in thawed if p.pid not in pool.armed]
+                    pool.kill(rng.choice(unarmed or thawed))
                 elif kind == "sigstop" and thawed:
                     victim = rng.choice(thawed)
                     os.kill(victim.pid, signal.SIGSTOP)

@@ -103,8 +103,11 @@ def check_schema(backend: Backend, schema: str | None) -> str | None:
 def schema_of(connectable: Engine | Connection) -> str | None:
     """The schema agentstore's tables live in for ``connectable`` (an engine or a
     connection of one that ``in_schema`` made), or None: where ``search_path`` finds them."""
-    translate = connectable.get_execution_options().get("schema_translate_map") or {}
-    schema: str | None = translate.get(None)
+    return _translated_schema(connectable.get_execution_options())
+
+
+def _translated_schema(options: Any) -> str | None:
+    schema: str | None = (options.get("schema_translate_map") or {}).get(None)
     return schema
 
 
@@ -113,8 +116,7 @@ def in_schema(engine: AnyEngine, schema: str | None) -> AnyEngine:
     tables (SQLAlchemy's ``schema_translate_map``): nothing then depends on the
     session's ``search_path``, which a pooler may reset. The same pool; with None,
     ``engine`` itself."""
-    options = engine.get_execution_options()
-    if schema is None or (options.get("schema_translate_map") or {}).get(None) == schema:
+    if schema is None or _translated_schema(engine.get_execution_options()) == schema:
         return engine
     return engine.execution_options(schema_translate_map={None: schema})
 
