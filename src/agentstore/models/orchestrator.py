@@ -204,6 +204,8 @@ class Event(Base):
             sqlite_where=text("idempotency_key IS NOT NULL"),
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
+        # Pruning the journal by age across all runs.
+        Index("ix_events_ts", "ts"),
         {"sqlite_autoincrement": True},  # never reuse the id of a deleted newest event
     )
 
@@ -262,6 +264,8 @@ class Checkpoint(Base):
         status_check("status", RunStatus),
         # A run's latest checkpoint, and its checkpoints in order.
         Index("ix_checkpoints_run_id_created_at", "run_id", "created_at"),
+        # Pruning checkpoints by age across all runs.
+        Index("ix_checkpoints_created_at", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
