@@ -37,10 +37,20 @@ FACES = [
     ("agents", "Agents", "agentstore.orchestrator.agents:AgentRepository", None),
     ("tasks", "Tasks", "agentstore.orchestrator.tasks:TaskRepository", None),
     ("attempts", "Attempts", "agentstore.orchestrator.attempts:AttemptRepository", None),
-    ("events", "Events", "agentstore.orchestrator.events:EventRepository", None),
+    (
+        "events",
+        "Events",
+        "agentstore.orchestrator.events:EventRepository",
+        "agentstore.orchestrator.journal_extras:EventsExtras",
+    ),
     ("artifacts", "Artifacts", "agentstore.orchestrator.journal:ArtifactRepository", None),
     ("approvals", "Approvals", "agentstore.orchestrator.journal:ApprovalRepository", None),
-    ("checkpoints", "Checkpoints", "agentstore.orchestrator.journal:CheckpointRepository", None),
+    (
+        "checkpoints",
+        "Checkpoints",
+        "agentstore.orchestrator.journal:CheckpointRepository",
+        "agentstore.orchestrator.journal_extras:CheckpointsExtras",
+    ),
     (
         "executions",
         "Executions",

@@ -35,6 +35,7 @@ from agentstore.orchestrator.journal import (
     CheckpointRecord,
     CheckpointRepository,
 )
+from agentstore.orchestrator.journal_extras import AsyncCheckpointsExtras, AsyncEventsExtras
 from agentstore.orchestrator.run_extras import AsyncRunsExtras
 from agentstore.orchestrator.runs import RunPage, RunRecord, RunRepository
 from agentstore.orchestrator.snapshot import RunSnapshot, SnapshotLimits
@@ -469,7 +470,7 @@ class AsyncAttempts:
         return await self._calls.read(AttemptRepository, AttemptRepository.recent, run_id, limit)
 
 
-class AsyncEvents:
+class AsyncEvents(AsyncEventsExtras):
     """``store.events``: a run's journal."""
 
     __slots__ = ("_calls",)
@@ -585,7 +586,7 @@ class AsyncApprovals:
         return await self._calls.read(ApprovalRepository, ApprovalRepository.latest, run_id, source)
 
 
-class AsyncCheckpoints:
+class AsyncCheckpoints(AsyncCheckpointsExtras):
     """``store.checkpoints``."""
 
     __slots__ = ("_calls",)

@@ -35,6 +35,7 @@ from agentstore.orchestrator.journal import (
     CheckpointRecord,
     CheckpointRepository,
 )
+from agentstore.orchestrator.journal_extras import CheckpointsExtras, EventsExtras
 from agentstore.orchestrator.run_extras import RunsExtras
 from agentstore.orchestrator.runs import RunPage, RunRecord, RunRepository
 from agentstore.orchestrator.snapshot import RunSnapshot, SnapshotLimits
@@ -455,7 +456,7 @@ class Attempts:
         return self._calls.read(AttemptRepository, AttemptRepository.recent, run_id, limit)
 
 
-class Events:
+class Events(EventsExtras):
     """``store.events``: a run's journal."""
 
     __slots__ = ("_calls",)
@@ -565,7 +566,7 @@ class Approvals:
         return self._calls.read(ApprovalRepository, ApprovalRepository.latest, run_id, source)
 
 
-class Checkpoints:
+class Checkpoints(CheckpointsExtras):
     """``store.checkpoints``."""
 
     __slots__ = ("_calls",)

@@ -179,6 +179,33 @@ def test_runs_sweep(cli: Cli, seeded: dict[str, str]) -> None:
     )
 
 
+def test_events_and_checkpoints_prune(cli: Cli, seeded: dict[str, str]) -> None:
+    url = ["--url", seeded["url"], "--json"]
+    with AgentStore.open(seeded["url"]) as store:
+        before = len(store.events.list(seeded["run"], limit=1000))
+        for n in range(3):
+            store.events.add(seeded["run"], "w", "note", f"n{n}")
+            store.checkpoints.add(seeded["run"], "running", {"n": n})
+    run = ["--run", seeded["run"]]
+    dry = cli(*url, "events", "prune", *run, "--keep-latest", "1", "--dry-run")
+    assert dry.json() == {"dry_run": True, "events": before + 2}
+    nothing_kept = cli(*url, "events", "prune", "--keep-latest", "0")
+    assert nothing_kept.code != 0 and "--force" in nothing_kept.err
+    too_young = cli(*url, "events", "prune", "--older-than", "10s")
+    assert too_young.code != 0 and "--force" in too_young.err
+    no_rule = cli(*url, "checkpoints", "prune")
+    assert no_rule.code != 0 and "--keep-latest" in no_rule.err
+    pruned = cli(*url, "events", "prune", *run, "--keep-latest", "1", "--older-than", "1d")
+    assert pruned.json() == {"dry_run": False, "events": 0}  # all younger than a day
+    pruned = cli(*url, "events", "prune", *run, "--keep-latest", "1")
+    assert pruned.json() == {"dry_run": False, "events": before + 2}
+    text = cli("--url", seeded["url"], "checkpoints", "prune", "--keep-latest", "2")
+    assert text.out.strip() == "deleted 1 checkpoints"
+    with AgentStore.open(seeded["url"]) as store:
+        assert [e.message for e in store.events.list(seeded["run"])] == ["n2"]
+        assert [c.payload for c in store.checkpoints.list(seeded["run"])] == [{"n": 1}, {"n": 2}]
+
+
 @pytest.mark.parametrize(
     "args",
     [

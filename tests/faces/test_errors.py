@@ -154,6 +154,8 @@ def valid_calls(w: World) -> dict[str, dict[str, Any]]:
         "events.add_many": {"events": [NewEvent(w.run, "s", "k", "m")]},
         "events.list": {"run_id": w.run, "limit": 3},
         "events.tail": {"run_id": w.run, "after_id": 0, "limit": 3},
+        "events.prunable": {"run_id": w.run, "keep_latest": 100},
+        "events.prune": {"run_id": None, "keep_latest": 100, "older_than": PAST, "batch_size": 10},
         "artifacts.add": {"run_id": w.run, "kind": "k", "path": "/p", "role": "r", "metadata": {}},
         "artifacts.list": {"run_id": w.run, "role": "coder", "limit": 3},
         "approvals.add": {
@@ -168,6 +170,8 @@ def valid_calls(w: World) -> dict[str, dict[str, Any]]:
         "checkpoints.add": {"run_id": w.run, "status": "running", "payload": {"n": 2}},
         "checkpoints.latest": {"run_id": w.run},
         "checkpoints.list": {"run_id": w.run, "limit": 3},
+        "checkpoints.prunable": {"run_id": None, "older_than": PAST},
+        "checkpoints.prune": {"run_id": w.run, "keep_latest": 100, "batch_size": 10},
         "executions.create": {
             "scope_id": "s",
             "code": "c",

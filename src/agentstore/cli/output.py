@@ -40,9 +40,9 @@ def age(text: str) -> timedelta:
     return timedelta(**{AGES[match.group(2)]: int(match.group(1))})
 
 
-def add_sweep_options(parser: argparse.ArgumentParser) -> None:
+def add_sweep_options(parser: argparse.ArgumentParser, *, age_required: bool = True) -> None:
     """``--older-than``, ``--dry-run`` and ``--force``: what every deleting command takes."""
-    parser.add_argument("--older-than", type=age, required=True, metavar="AGE")
+    parser.add_argument("--older-than", type=age, required=age_required, metavar="AGE")
     parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
     parser.add_argument(
         "--force", action="store_true", help="allow an age under one minute (0s: everything)"
@@ -52,7 +52,11 @@ def add_sweep_options(parser: argparse.ArgumentParser) -> None:
 def sensible_age(args: argparse.Namespace) -> None:
     """Refuse to delete by an age under a minute unless ``--force`` says it is meant (a
     dry run deletes nothing: it may count anything)."""
-    if args.older_than < YOUNGEST_SWEPT and not (args.force or args.dry_run):
+    if (
+        args.older_than is not None
+        and args.older_than < YOUNGEST_SWEPT
+        and not (args.force or args.dry_run)
+    ):
         raise CommandError(
             f"--older-than {args.older_than} would delete what is still being written: "
             "give at least 1m, or add --force to mean it"

@@ -10,6 +10,7 @@ from typing import Any
 
 from agentstore.backends.listen import EVENTS_CHANNEL, channel
 from agentstore.cli.output import (
+    CommandError,
     add_sweep_options,
     emit_json,
     plain,
@@ -68,6 +69,44 @@ def add_parsers(commands: argparse._SubParsersAction[Any]) -> None:
     tail.add_argument("--follow", action="store_true")
     tail.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
     tail.set_defaults(handler=tail_events)
+    add_prune_parser(events, "events")
+
+    checkpoints = subcommand(commands, "checkpoints", "a run's checkpoints").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    add_prune_parser(checkpoints, "checkpoints")
+
+
+def add_prune_parser(group: argparse._SubParsersAction[Any], journal: str) -> None:
+    prune = subcommand(group, "prune", f"delete old {journal}, keeping each run's latest")
+    prune.add_argument("--run", dest="run_id", type=run_id, help="one run (default: every run)")
+    prune.add_argument("--keep-latest", type=int, metavar="N", help="keep each run's N newest")
+    prune.add_argument("--batch-size", type=int, default=1000, help="rows per transaction")
+    add_sweep_options(prune, age_required=False)
+    prune.set_defaults(handler=prune_journal, journal=journal)
+
+
+def prune_journal(store: AgentStore, args: argparse.Namespace) -> int:
+    if args.keep_latest is None and args.older_than is None:
+        raise CommandError("give --keep-latest, --older-than or both: what to keep")
+    sensible_age(args)
+    if args.keep_latest == 0 and not (args.force or args.dry_run):
+        raise CommandError("--keep-latest 0 would delete every row: add --force to mean it")
+    journal = store.events if args.journal == "events" else store.checkpoints
+    kept = {"keep_latest": args.keep_latest, "older_than": args.older_than}
+    if args.dry_run:
+        count = journal.prunable(args.run_id, **kept)
+        if args.json:
+            emit_json({"dry_run": True, args.journal: count})
+        else:
+            print(f"would delete {count} {args.journal}")
+        return 0
+    deleted = journal.prune(args.run_id, **kept, batch_size=args.batch_size)
+    if args.json:
+        emit_json({"dry_run": False, args.journal: deleted})
+    else:
+        print(f"deleted {deleted} {args.journal}")
+    return 0
 
 
 def sweep_runs(store: AgentStore, args: argparse.Namespace) -> int:
