@@ -10,7 +10,16 @@ from pathlib import Path
 
 from bench import harness, machine
 
-BENCHMARKS = ("claim", "async_claim", "wakeup", "peers", "append", "listing", "snapshot")
+BENCHMARKS = (
+    "claim",
+    "async_claim",
+    "wakeup",
+    "peers",
+    "append",
+    "listing",
+    "snapshot",
+    "retention",
+)
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
