@@ -84,9 +84,10 @@ class JournalRetention(Repository):
     __slots__ = ()
 
     @writes
-    def prune_batch(self, prune: Prune, run_id: UUID | None) -> int:
-        """Delete up to ``prune.batch_size`` rows that ``prune`` does not keep, of
-        ``run_id`` (None: of every run, only by age); how many were deleted."""
+    def prune_batch(self, prune: Prune, run_id: UUID | None, after: Any) -> tuple[int, Any]:
+        """Delete about ``prune.batch_size`` rows that ``prune`` does not keep, of
+        ``run_id`` (None: of every run, only by age), from where the batch before ended
+        (``after``; None: the start); how many were deleted, and where this one ended."""
         journal = JOURNALS[prune.journal]
         where = _older(journal, prune.cutoff, run_id)
         if prune.keep_latest is not None:
@@ -101,14 +102,24 @@ class JournalRetention(Repository):
                 .limit(1)
             ).first()
             if first_gone is None:
-                return 0
+                return 0, after
             where.append(_up_to(journal.order, tuple(first_gone)))
         # In the order of the index that finds the rows: the run's, else their age's.
         order = journal.order if run_id is not None else (journal.age,)
-        key = journal.model.id
-        doomed = sa.select(key).where(*where).order_by(*order).limit(prune.batch_size)
-        deleted = self._connection.execute(sa.delete(journal.model).where(key.in_(doomed)))
-        return int(deleted.rowcount)
+        if after is not None:
+            # Where the last batch ended, so as not to pass again over the index entries
+            # it deleted (PostgreSQL keeps them until a vacuum: each batch would read
+            # every earlier batch's rows again).
+            where.append(order[0] >= after)
+        # Where this batch ends, read first (one row back): the batch is then a range of
+        # the index, deleted without a join. Rows sharing its last row's age or order
+        # go with it, so a batch may pass ``batch_size`` by those.
+        batch = sa.select(order[0]).where(*where).order_by(*order).limit(prune.batch_size)
+        end = self._connection.execute(sa.select(sa.func.max(batch.subquery().c[0]))).scalar()
+        if end is None:
+            return 0, after
+        deleted = self._connection.execute(sa.delete(journal.model).where(*where, order[0] <= end))
+        return int(deleted.rowcount), end
 
     @reads
     def runs_to_trim(self, prune: Prune, after: UUID | None) -> list[UUID]:
@@ -178,8 +189,9 @@ def pruning(prune: Prune) -> Generator[Step, Any, int]:
 
     def batches(run_id: UUID | None) -> Generator[Step, Any, None]:
         nonlocal deleted
+        after = None
         while True:
-            count = yield ("write", JournalRetention.prune_batch, (prune, run_id))
+            count, after = yield ("write", JournalRetention.prune_batch, (prune, run_id, after))
             deleted += count
             if count < prune.batch_size:
                 return
