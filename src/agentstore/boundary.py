@@ -36,7 +36,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from agentstore.backends import Backend
 from agentstore.errors import AgentStoreError, StoreUnavailableError, ValidationError
-from agentstore.operations import Repository, in_one_statement
+from agentstore.operations import Repository, WriteNeeded, in_one_statement
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -170,7 +170,12 @@ class TransactionPerCall(Calls):
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        return self.run(True, repository, operation, args, kwargs)
+        try:
+            return self.run(True, repository, operation, args, kwargs)
+        except WriteNeeded:
+            # The read met a row it must write down first (see WriteNeeded): again, as a
+            # write. From a thread holding a unit this is refused as any write is.
+            return self.write(repository, operation, *args, **kwargs)
 
     def write(
         self,
@@ -208,7 +213,8 @@ class TransactionPerCall(Calls):
                     committing = True  # each statement commits as it runs
                     return operation(repository(connection, self.backend), *args, **kwargs)
                 with connection.begin():
-                    result = operation(repository(connection, self.backend), *args, **kwargs)
+                    bound = repository(connection, self.backend, read_only=read_only)
+                    result = operation(bound, *args, **kwargs)
                     committing = not read_only
                 return result
         except AgentStoreError:
@@ -346,7 +352,10 @@ class AsyncTransactionPerCall(AsyncCalls):
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        return await greenlet_spawn(self._calls.run, True, repository, operation, args, kwargs)
+        try:
+            return await greenlet_spawn(self._calls.run, True, repository, operation, args, kwargs)
+        except WriteNeeded:  # as TransactionPerCall.read
+            return await self.write(repository, operation, *args, **kwargs)
 
     async def write(
         self,

@@ -26,7 +26,8 @@ class NotFoundError(AgentStoreError, LookupError):
 
 
 class ConflictError(AgentStoreError):
-    """The write would duplicate a row that must be unique."""
+    """The write would duplicate a row that must be unique, or decide again what is
+    decided once (see ``AlreadyDecidedError``)."""
 
 
 class _RefusedByState(AgentStoreError):
@@ -51,6 +52,12 @@ def _rebuild(
 
 class InvalidTransitionError(_RefusedByState):
     """The row exists but its current status (``status``) does not allow this change."""
+
+
+class AlreadyDecidedError(ConflictError, InvalidTransitionError):
+    """The interaction was decided already (``status``: resolved, cancelled or expired)
+    and this call would decide it otherwise: each is decided once. A ``ConflictError``,
+    and an ``InvalidTransitionError`` too, as callers written before it caught."""
 
 
 class StaleClaimError(_RefusedByState):

@@ -42,7 +42,7 @@ from agentstore.orchestrator.snapshot import RunSnapshot, SnapshotLimits
 from agentstore.orchestrator.task_records import TaskDraft, TaskRecord
 from agentstore.orchestrator.tasks import Handoff, TaskRepository
 from agentstore.records import UNSET, Unset
-from agentstore.statuses import ExecutionStatus, RunStatus
+from agentstore.statuses import ExecutionStatus, OnExpiry, RunStatus
 from agentstore.validation import Id
 
 
@@ -625,8 +625,9 @@ class Executions(ExecutionsExtras):
         )
 
     def get(self, scope_id: str, id: Id, *, include_private: bool = False) -> ExecutionView:
-        """The execution with its newest pending interaction. Raises ``NotFoundError``
-        (absent, or in another scope)."""
+        """The execution with its newest pending interaction. A question past its
+        deadline is expired first (see ``expire_interactions``). Raises
+        ``NotFoundError`` (absent, or in another scope)."""
         return self._calls.read(
             ExecutionRepository,
             ExecutionRepository.get,
@@ -793,11 +794,17 @@ class Executions(ExecutionsExtras):
         *,
         purpose: str | None = None,
         payload: Any = None,
+        expires_in: timedelta | None = None,
+        on_expiry: str = OnExpiry.CONTINUE,
     ) -> InteractionRecord:
         """Pause the execution for a person: a pending interaction, and the execution
         ``waiting_for_interaction`` (which survives a restart: see ``list_waiting``).
-        Raises ``InvalidTransitionError`` (execution ended), ``NotFoundError``,
-        ``ValidationError``."""
+
+        ``expires_in`` gives the question a deadline, that long from now on the
+        database's clock (zero: already due). Unanswered by then it becomes ``expired``
+        (see ``expire_interactions``), and the execution runs again (``on_expiry=
+        "continue"``) or ends ``failed`` (``"fail"``). Raises ``InvalidTransitionError``
+        (execution ended), ``NotFoundError``, ``ValidationError``."""
         return self._calls.write(
             ExecutionRepository,
             ExecutionRepository.request_interaction,
@@ -806,6 +813,8 @@ class Executions(ExecutionsExtras):
             kind,
             purpose=purpose,
             payload=payload,
+            expires_in=expires_in,
+            on_expiry=on_expiry,
         )
 
     def resolve_interaction(
@@ -818,9 +827,11 @@ class Executions(ExecutionsExtras):
         cancelled: bool = False,
     ) -> InteractionRecord:
         """Answer (or cancel) a pending interaction; the execution runs again once no
-        other interaction of it is pending. Made again after it committed, with the same
-        answer, it returns the interaction and writes nothing. Raises
-        ``InvalidTransitionError`` (answered otherwise), ``NotFoundError``,
+        other interaction of it is pending. Each is decided once: made again after it
+        committed, with the same answer, it returns the interaction and writes nothing
+        (a retry after a lost reply is safe). Raises ``AlreadyDecidedError`` (a
+        ``ConflictError``: resolved, cancelled or expired otherwise, or past its
+        deadline, when it is expired and nothing is written), ``NotFoundError``,
         ``ValidationError``."""
         return self._calls.write(
             ExecutionRepository,
@@ -835,7 +846,8 @@ class Executions(ExecutionsExtras):
     def list_interactions(
         self, scope_id: str, execution_id: Id, *, include_private: bool = False
     ) -> builtins.list[InteractionRecord]:
-        """The execution's interactions, oldest first (empty for another scope's)."""
+        """The execution's interactions, oldest first (empty for another scope's); one
+        past its deadline is expired first (see ``expire_interactions``)."""
         return self._calls.read(
             ExecutionRepository,
             ExecutionRepository.list_interactions,
@@ -848,7 +860,9 @@ class Executions(ExecutionsExtras):
         self, scope_id: str, *, limit: int = 100, include_private: bool = False
     ) -> builtins.list[ExecutionView]:
         """Executions of the scope paused for a person, each with its newest pending
-        interaction, oldest first: what a restarted host resumes."""
+        interaction, oldest first: what a restarted host resumes. Questions past their
+        deadline are expired first (see ``expire_interactions``): an execution they
+        end or resume is not listed."""
         return self._calls.read(
             ExecutionRepository,
             ExecutionRepository.list_waiting,

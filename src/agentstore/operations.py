@@ -23,14 +23,32 @@ ACCESS = "__agentstore_access__"
 ONE_STATEMENT = "__agentstore_one_statement__"
 
 
+class WriteNeeded(Exception):
+    """Raised by an operation marked ``@reads`` that, in a read-only transaction, met
+    something it must write down before it can answer (an interaction past its deadline,
+    which becomes ``expired``). The face makes the same call again as a write: reads stay
+    read-only (SQLite: no write lock; PostgreSQL: one snapshot) on every other call, and
+    only the rare call that meets such a row pays for a write. Never leaves a face."""
+
+
 class Repository:
-    """Operations bound to one connection (and its database's backend)."""
+    """Operations bound to one connection (and its database's backend). ``read_only``:
+    the face runs this call in a read-only transaction (see ``WriteNeeded``)."""
 
-    __slots__ = ("_backend", "_connection")
+    __slots__ = ("_backend", "_connection", "_read_only")
 
-    def __init__(self, connection: Connection, backend: Backend) -> None:
+    def __init__(
+        self, connection: Connection, backend: Backend, *, read_only: bool = False
+    ) -> None:
         self._connection = connection
         self._backend = backend
+        self._read_only = read_only
+
+    def _write_needed(self) -> None:
+        """Before a read writes after all: in a read-only transaction, have the face make
+        the call again as a write."""
+        if self._read_only:
+            raise WriteNeeded
 
 
 def reads(operation: F) -> F:

@@ -62,6 +62,14 @@ class InteractionStatus(StrEnum):
     PENDING = "pending"
     RESOLVED = "resolved"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"  # its deadline passed unanswered
+
+
+class OnExpiry(StrEnum):
+    """What an interaction's deadline passing does to its execution."""
+
+    CONTINUE = "continue"  # the execution runs again (once nothing else is pending)
+    FAIL = "fail"  # the execution ends failed
 
 
 class ToolCallStatus(StrEnum):

@@ -157,6 +157,40 @@ def test_executions_list_show_stats_sweep(cli: Cli, seeded: dict[str, str]) -> N
     assert swept.json() == {"dry_run": False, "executions": 2}
 
 
+def test_executions_waiting_lists_the_questions_for_a_person(cli: Cli, db_url: str) -> None:
+    with AgentStore.open(db_url) as store:
+        for scope in ("team", "ops"):
+            execution = store.executions.create(scope, f"{scope} job")
+            store.executions.request_interaction(
+                scope,
+                execution.id,
+                "approve",
+                purpose=f"{scope} deploy?",
+                expires_in=timedelta(hours=1),
+                on_expiry="fail",
+            )
+        late = store.executions.create("team", "late job")
+        store.executions.request_interaction("team", late.id, "form", expires_in=timedelta(0))
+    url = ["--url", db_url]
+    every = cli(*url, "--json", "executions", "waiting")
+    assert every.code == 0, every.err
+    purposes = [item["interaction"]["purpose"] for item in every.json()["items"]]
+    assert purposes == ["team deploy?", "ops deploy?"]
+    assert every.json()["items"][0]["execution"]["code"] == "team job"
+    first = cli(*url, "--json", "executions", "waiting", "--limit", "1")
+    cursor = first.json()["next_cursor"]
+    second = cli(*url, "--json", "executions", "waiting", "--limit", "1", "--cursor", cursor)
+    assert [item["interaction"]["purpose"] for item in second.json()["items"]] == ["ops deploy?"]
+    text = cli(*url, "executions", "waiting", "--scope", "ops")
+    assert text.code == 0, text.err
+    [header, row] = text.out.strip().splitlines()
+    columns = "ASKED SCOPE EXECUTION KIND PURPOSE DEADLINE THEN CODE"
+    assert header.split() == columns.split()
+    assert "ops deploy?" in row and "fail" in row and "ops job" in row
+    paged = cli(*url, "executions", "waiting", "--limit", "1")
+    assert "next page: --cursor " in paged.out
+
+
 def test_runs_sweep(cli: Cli, seeded: dict[str, str]) -> None:
     url = ["--url", seeded["url"], "--json"]
     with AgentStore.open(seeded["url"]) as store:
@@ -216,6 +250,8 @@ def test_events_and_checkpoints_prune(cli: Cli, seeded: dict[str, str]) -> None:
         ["executions", "list", "--scope", "s", "--cursor", "garbage"],
         ["executions", "list", "--scope", "s", "--limit", "500"],
         ["executions", "list", "--scope", "s", "--status", "done"],
+        ["executions", "waiting", "--cursor", "garbage"],
+        ["executions", "waiting", "--limit", "0"],
         ["frobnicate"],
     ],
 )

@@ -231,6 +231,8 @@ def valid_calls(w: World) -> dict[str, dict[str, Any]]:
             "kind": "form",
             "purpose": None,
             "payload": None,
+            "expires_in": LEASE,
+            "on_expiry": "fail",
         },
         "executions.resolve_interaction": {
             "scope_id": "s",
@@ -245,6 +247,8 @@ def valid_calls(w: World) -> dict[str, dict[str, Any]]:
             "include_private": True,
         },
         "executions.list_waiting": {"scope_id": "s", "limit": 5, "include_private": False},
+        "executions.expire_interactions": {"scope_id": "s", "batch_size": 10},
+        "executions.inbox": {"scope_id": "s", "limit": 5, "after": None},
         "executions.recording": None,  # a context manager that never raises into its block
     }
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import command
 
 import agentstore
-from agentstore.models import Run, Task, TaskAttempt
+from agentstore.models import Execution, ExecutionInteraction, Run, Task, TaskAttempt
 from agentstore.statuses import TaskStatus
 
 # Columns renamed since (by 0008): their names before.
@@ -159,3 +159,59 @@ def test_0008_renames_the_fencing_token_and_keeps_its_values(empty_db_url: str) 
             assert sorted(numbers) == [1, 2]
         command.upgrade(config, "head")
         assert store.tasks.get(task_id).attempt == 3
+
+
+def test_0011_gives_questions_deadlines_and_a_downgrade_cancels_expired_ones(
+    empty_db_url: str,
+) -> None:
+    config = agentstore.schema.alembic_config(empty_db_url)
+    command.upgrade(config, "0010")
+    engine = agentstore.create_engine(empty_db_url)
+    waiting, other, before = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(table_then(connection, Execution)),
+            [
+                {
+                    "scope_id": "s",
+                    "id": execution_id,
+                    "status": "waiting_for_interaction",
+                    "code": "c",
+                    "started_at": datetime(2026, 1, 1, tzinfo=UTC),
+                }
+                for execution_id in (waiting, other)
+            ],
+        )
+        connection.execute(
+            sa.insert(table_then(connection, ExecutionInteraction)),
+            {
+                "id": before,
+                "scope_id": "s",
+                "execution_id": waiting,
+                "status": "pending",
+                "kind": "form",
+                "payload": {"field": "token"},
+            },
+        )
+
+    command.upgrade(config, "head")
+    with agentstore.AgentStore(engine) as store:
+        [kept] = store.executions.list_interactions("s", waiting)
+        assert (kept.id, kept.status, kept.payload) == (before, "pending", {"field": "token"})
+        assert (kept.expires_at, kept.on_expiry) == (None, "continue")
+        due = store.executions.request_interaction("s", other, "approve", expires_in=timedelta(0))
+        assert store.executions.expire_interactions() == 1
+
+        command.downgrade(config, "0010")
+        with engine.connect() as connection:
+            questions = table_then(connection, ExecutionInteraction)
+            assert "expires_at" not in questions.c and "on_expiry" not in questions.c
+            rows = connection.execute(sa.select(questions.c.id, questions.c.status)).all()
+            assert sorted(rows) == sorted([(before, "pending"), (due.id, "cancelled")])
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+            connection.execute(sa.update(questions).values(status="expired"))
+
+        command.upgrade(config, "head")
+        after = store.executions.list_interactions("s", waiting)
+        assert [(q.id, q.status, q.on_expiry) for q in after] == [(before, "pending", "continue")]
+        assert store.executions.inbox("s").items[0].interaction == after[0]

@@ -53,6 +53,12 @@ def add_parsers(commands: argparse._SubParsersAction[Any]) -> None:
     add_filters(stats)
     stats.set_defaults(handler=execution_stats)
 
+    waiting = subcommand(executions, "waiting", "the questions waiting for a person, oldest first")
+    waiting.add_argument("--scope", help="one scope (default: every scope)")
+    waiting.add_argument("--limit", type=int, default=50)
+    waiting.add_argument("--cursor")
+    waiting.set_defaults(handler=waiting_questions)
+
     sweep = subcommand(executions, "sweep", "delete old executions with their children")
     sweep.add_argument("--scope")
     add_sweep_options(sweep)
@@ -144,6 +150,33 @@ def execution_stats(store: AgentStore, args: argparse.Namespace) -> int:
     if meta.top_tools:
         print("top tools: " + "  ".join(f"{path} {count}" for path, count in meta.top_tools[:8]))
     print(bar_chart(meta.chart, meta.bucket_seconds))
+    return 0
+
+
+def waiting_questions(store: AgentStore, args: argparse.Namespace) -> int:
+    page = store.executions.inbox(args.scope, limit=args.limit, after=args.cursor)
+    if args.json:
+        emit_json(page)
+        return 0
+    table(
+        [
+            (
+                i.created_at,
+                i.scope_id,
+                i.execution_id,
+                i.kind,
+                i.purpose,
+                i.expires_at,
+                i.on_expiry if i.expires_at else None,
+                item.execution.code,
+            )
+            for item in page.items
+            for i in (item.interaction,)
+        ],
+        ["asked", "scope", "execution", "kind", "purpose", "deadline", "then", "code"],
+    )
+    if page.next_cursor:
+        print(f"next page: --cursor {page.next_cursor}")
     return 0
 
 

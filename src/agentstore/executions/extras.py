@@ -1,5 +1,6 @@
 """What ``store.executions`` does beyond one operation per call, in each face: a sweep
-(one transaction per batch, so that it never holds locks for long) and the recorder."""
+and the expiry of questions past their deadline (one transaction per batch, so that
+neither holds locks for long), the operators' inbox, and the recorder."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import TYPE_CHECKING, cast
 from agentstore import validation
 from agentstore.boundary import AsyncTransactionPerCall, TransactionPerCall
 from agentstore.errors import ValidationError
+from agentstore.executions.interactions import PendingInteractions
 from agentstore.executions.recorder import AsyncRecorder, Recorder
+from agentstore.executions.records import InboxPage
 from agentstore.executions.repository import ExecutionRepository, Trigger
 
 if TYPE_CHECKING:
@@ -48,6 +51,36 @@ class ExecutionsExtras:
             if count < batch_size:
                 return deleted
 
+    def expire_interactions(self, *, scope_id: str | None = None, batch_size: int = 500) -> int:
+        """Expire the pending interactions past their deadline (of one scope, or of
+        all): each becomes ``expired``, and its execution runs again (``on_expiry=
+        "continue"``, once no other question of it is pending) or ends ``failed`` at
+        the deadline (``"fail"``, its other pending questions cancelled).
+        ``batch_size`` per transaction; returns how many expired. Reads that meet such
+        a question expire it themselves: this keeps the listings and counts (``list``,
+        ``meta``) true for questions nobody reads. Raises ``ValidationError``."""
+        expired = 0
+        while True:
+            count = self._calls.write(
+                PendingInteractions, PendingInteractions.expire_batch, scope_id, batch_size
+            )
+            expired += count
+            if count < batch_size:
+                return expired
+
+    def inbox(
+        self, scope_id: str | None = None, *, limit: int = 50, after: str | None = None
+    ) -> InboxPage:
+        """The operators' inbox: every pending interaction of the scope (None: of every
+        scope, for the host's own administrators), oldest first, each with its
+        execution; ``after``: the ``next_cursor`` of the page before. Never one past its
+        deadline (expired first), nor one of an execution that has ended. Raises
+        ``ValidationError`` (a bad limit, a malformed cursor)."""
+        page: InboxPage = self._calls.read(
+            PendingInteractions, PendingInteractions.inbox, scope_id, limit, after
+        )
+        return page
+
     @contextmanager
     def recording(self, scope_id: str, code: str, *, trigger: Trigger = None) -> Iterator[Recorder]:
         """Record one execution around a block of host code (see ``Recorder``). Storage
@@ -82,6 +115,28 @@ class AsyncExecutionsExtras:
             deleted += count
             if count < batch_size:
                 return deleted
+
+    async def expire_interactions(
+        self, *, scope_id: str | None = None, batch_size: int = 500
+    ) -> int:
+        """As ``store.executions.expire_interactions`` of the sync face."""
+        expired = 0
+        while True:
+            count = await self._calls.write(
+                PendingInteractions, PendingInteractions.expire_batch, scope_id, batch_size
+            )
+            expired += count
+            if count < batch_size:
+                return expired
+
+    async def inbox(
+        self, scope_id: str | None = None, *, limit: int = 50, after: str | None = None
+    ) -> InboxPage:
+        """As ``store.executions.inbox`` of the sync face."""
+        page: InboxPage = await self._calls.read(
+            PendingInteractions, PendingInteractions.inbox, scope_id, limit, after
+        )
+        return page
 
     @asynccontextmanager
     async def recording(

@@ -120,7 +120,7 @@ def page_statement(backend: Backend, scope_id: str, query: ExecutionQuery) -> sa
         order = [column.desc() if descending else column.asc() for column in key]
         if query.cursor is not None:
             created_at, execution_id = cursors.decode(query.cursor, ordering, 2)
-            position = sa.tuple_(_timestamp(created_at), _uuid(execution_id))
+            position = sa.tuple_(cursor_timestamp(created_at), cursor_uuid(execution_id))
             clauses.append(sa.tuple_(*key) < position if descending else sa.tuple_(*key) > position)
     else:
         missing = Execution.duration_ms.is_(None)
@@ -129,14 +129,14 @@ def page_statement(backend: Backend, scope_id: str, query: ExecutionQuery) -> sa
         if query.cursor is not None:
             was_missing, duration, execution_id = cursors.decode(query.cursor, ordering, 3)
             after_id = (
-                Execution.id < _uuid(execution_id)
+                Execution.id < cursor_uuid(execution_id)
                 if descending
-                else (Execution.id > _uuid(execution_id))
+                else (Execution.id > cursor_uuid(execution_id))
             )
             if was_missing:
                 clauses.append(sa.and_(missing, after_id))
             else:
-                position = sa.tuple_(_integer(duration), _uuid(execution_id))
+                position = sa.tuple_(_integer(duration), cursor_uuid(execution_id))
                 beyond = sa.tuple_(*key) < position if descending else sa.tuple_(*key) > position
                 clauses.append(sa.or_(sa.and_(~missing, beyond), missing))
     return statement.where(*clauses).order_by(*order).limit(limit + 1)
@@ -150,7 +150,8 @@ def next_cursor(query: ExecutionQuery, last: Any) -> str:
     return cursors.encode(ordering, [last.duration_ms is None, last.duration_ms, str(last.id)])
 
 
-def _timestamp(value: Any) -> datetime:
+def cursor_timestamp(value: Any) -> datetime:
+    """A timestamp read from a cursor (``ValidationError`` if it is not one)."""
     try:
         parsed = datetime.fromisoformat(value)
     except (TypeError, ValueError):
@@ -160,7 +161,8 @@ def _timestamp(value: Any) -> datetime:
     return parsed
 
 
-def _uuid(value: Any) -> uuid.UUID:
+def cursor_uuid(value: Any) -> uuid.UUID:
+    """An id read from a cursor (``ValidationError`` if it is not one)."""
     try:
         return uuid.UUID(value)
     except (TypeError, ValueError, AttributeError):

@@ -26,11 +26,12 @@ import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentstore.errors import StoreUnavailableError, ValidationError
-from agentstore.statuses import ExecutionStatus, ToolCallStatus
+from agentstore.statuses import ExecutionStatus, OnExpiry, ToolCallStatus
 from agentstore.types import SerializedJSON, dumps_json, uuid7
 
 if TYPE_CHECKING:
@@ -184,10 +185,19 @@ class Recorder(_Recording):
         return value
 
     def ask(
-        self, kind: str, *, purpose: str | None = None, payload: Any = None
+        self,
+        kind: str,
+        *,
+        purpose: str | None = None,
+        payload: Any = None,
+        timeout: timedelta | None = None,
+        on_expiry: str = OnExpiry.CONTINUE,
     ) -> InteractionRecord | None:
         """Record that the execution pauses for a person; the host resumes it later with
-        ``store.executions.resolve_interaction``. None if it could not be recorded."""
+        ``store.executions.resolve_interaction``. ``timeout``: unanswered that long
+        (on the database's clock), the question expires and the execution goes on
+        (``on_expiry="continue"``) or ends failed (``"fail"``); see
+        ``request_interaction``. None if it could not be recorded."""
         execution_id = self.execution_id
         if execution_id is None:
             return None
@@ -199,6 +209,8 @@ class Recorder(_Recording):
                 kind,
                 purpose=purpose,
                 payload=self._storable(payload, "payload"),
+                expires_in=timeout,
+                on_expiry=on_expiry,
             ),
         )
 
@@ -292,7 +304,13 @@ class AsyncRecorder(_Recording):
         return value
 
     async def ask(
-        self, kind: str, *, purpose: str | None = None, payload: Any = None
+        self,
+        kind: str,
+        *,
+        purpose: str | None = None,
+        payload: Any = None,
+        timeout: timedelta | None = None,
+        on_expiry: str = OnExpiry.CONTINUE,
     ) -> InteractionRecord | None:
         """As ``Recorder.ask``."""
         execution_id = self.execution_id
@@ -306,6 +324,8 @@ class AsyncRecorder(_Recording):
                 kind,
                 purpose=purpose,
                 payload=self._storable(payload, "payload"),
+                expires_in=timeout,
+                on_expiry=on_expiry,
             ),
         )
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from agentstore.records import from_row
-from agentstore.statuses import ExecutionStatus, InteractionStatus, ToolCallStatus
+from agentstore.statuses import ExecutionStatus, InteractionStatus, OnExpiry, ToolCallStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,9 @@ class ExecutionRecord:
 
 @dataclass(frozen=True, slots=True)
 class InteractionRecord:
-    """A human-in-the-loop question. ``response_private`` is None unless asked for."""
+    """A human-in-the-loop question. ``response_private`` is None unless asked for;
+    ``expires_at`` (on the database's clock) is None for a question without a deadline,
+    and ``on_expiry`` says what its passing does to the execution."""
 
     id: uuid.UUID
     scope_id: str
@@ -47,6 +49,8 @@ class InteractionRecord:
     payload: Any
     response: Any
     response_private: Any
+    expires_at: datetime | None
+    on_expiry: OnExpiry
     created_at: datetime
     updated_at: datetime
 
@@ -55,7 +59,11 @@ class InteractionRecord:
         mapping = row._mapping
         private = mapping["response_private"] if include_private else None
         return from_row(
-            cls, mapping, status=InteractionStatus(mapping["status"]), response_private=private
+            cls,
+            mapping,
+            status=InteractionStatus(mapping["status"]),
+            on_expiry=OnExpiry(mapping["on_expiry"]),
+            response_private=private,
         )
 
 
@@ -105,6 +113,23 @@ class ExecutionPage:
     """One page of a listing; pass ``next_cursor`` back for the next (None: the end)."""
 
     items: list[ExecutionRecord]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    """A pending interaction with its execution, as an operator's inbox lists it."""
+
+    interaction: InteractionRecord
+    execution: ExecutionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class InboxPage:
+    """One page of the inbox, oldest question first; pass ``next_cursor`` back for the
+    next (None: the end)."""
+
+    items: list[InboxItem]
     next_cursor: str | None
 
 

@@ -20,12 +20,20 @@ import sqlalchemy as sa
 from agentstore import validation
 from agentstore.backends import Backend
 from agentstore.errors import (
+    AlreadyDecidedError,
     ConflictError,
     InvalidTransitionError,
     NotFoundError,
     ValidationError,
 )
 from agentstore.executions import query as listing
+from agentstore.executions.interactions import (
+    expire_overdue,
+    late_question,
+    of_executions_of,
+    overdue,
+    resume_executions,
+)
 from agentstore.executions.meta import read_meta
 from agentstore.executions.query import ExecutionQuery
 from agentstore.executions.records import (
@@ -45,6 +53,7 @@ from agentstore.statuses import (
     TERMINAL_EXECUTION_STATUSES,
     ExecutionStatus,
     InteractionStatus,
+    OnExpiry,
     ToolCallStatus,
 )
 from agentstore.types import SerializedJSON, uuid7
@@ -162,21 +171,29 @@ class ExecutionRepository(Repository):
 
     @reads
     def get(self, scope_id: str, id: Id, *, include_private: bool = False) -> ExecutionView:
-        """The execution with its newest pending interaction. Raises ``NotFoundError``
-        (absent, or in another scope)."""
+        """The execution with its newest pending interaction. A question past its
+        deadline is expired first (see ``expire_interactions``). Raises
+        ``NotFoundError`` (absent, or in another scope)."""
         scope_id, id = _scope(scope_id), validation.identifier(id, "id")
         validation.flag(include_private, "include_private")
-        execution = self._get(scope_id, id)
-        row = self._connection.execute(
-            sa.select(*INTERACTION_COLUMNS)
-            .where(
-                ExecutionInteraction.scope_id == scope_id,
-                ExecutionInteraction.execution_id == id,
-                ExecutionInteraction.status == InteractionStatus.PENDING.value,
-            )
-            .order_by(ExecutionInteraction.created_at.desc(), ExecutionInteraction.id.desc())
-            .limit(1)
-        ).first()
+        of_it = [ExecutionInteraction.scope_id == scope_id, ExecutionInteraction.execution_id == id]
+        late = overdue(self._backend)
+        while True:
+            execution = self._get(scope_id, id)
+            # A question past its deadline, if any, comes first: one query either way.
+            row = self._connection.execute(
+                sa.select(*INTERACTION_COLUMNS, late.label("late"))
+                .where(*of_it, ExecutionInteraction.status == InteractionStatus.PENDING.value)
+                .order_by(
+                    late.desc(),
+                    ExecutionInteraction.created_at.desc(),
+                    ExecutionInteraction.id.desc(),
+                )
+                .limit(1)
+            ).first()
+            if row is None or not row.late:
+                break
+            self._expire(of_it)
         pending = (
             None
             if row is None
@@ -479,24 +496,39 @@ class ExecutionRepository(Repository):
         *,
         purpose: str | None = None,
         payload: Any = None,
+        expires_in: timedelta | None = None,
+        on_expiry: str = OnExpiry.CONTINUE,
     ) -> InteractionRecord:
         """Pause the execution for a person: a pending interaction, and the execution
         ``waiting_for_interaction`` (which survives a restart: see ``list_waiting``).
-        Raises ``InvalidTransitionError`` (execution ended), ``NotFoundError``,
-        ``ValidationError``."""
+
+        ``expires_in`` gives the question a deadline, that long from now on the
+        database's clock (zero: already due). Unanswered by then it becomes ``expired``
+        (see ``expire_interactions``), and the execution runs again (``on_expiry=
+        "continue"``) or ends ``failed`` (``"fail"``). Raises ``InvalidTransitionError``
+        (execution ended), ``NotFoundError``, ``ValidationError``."""
         scope_id = _scope(scope_id)
         execution_id = validation.identifier(execution_id, "execution_id")
-        values = {
+        values: dict[str, Any] = {
             "scope_id": scope_id,
             "execution_id": execution_id,
             "status": InteractionStatus.PENDING.value,
             "kind": validation.text(kind, ExecutionInteraction.kind),
             "purpose": validation.optional_text(purpose, ExecutionInteraction.purpose),
             "payload": validation.json_value(payload, "payload"),
+            "on_expiry": validation.status(on_expiry, OnExpiry, "on_expiry").value,
         }
+        deadline: dict[str, Any] = {}
+        if expires_in is not None:
+            wait = validation.delay(expires_in, "expires_in")
+            values["expires_at"] = self._backend.deadline("expires_in")
+            deadline["expires_in"] = self._backend.lease_parameter(wait)
+        elif values["on_expiry"] != OnExpiry.CONTINUE.value:
+            raise ValidationError("on_expiry needs a deadline: give expires_in")
         self._set_open_status(scope_id, execution_id, ExecutionStatus.WAITING_FOR_INTERACTION)
         row = self._connection.execute(
-            sa.insert(ExecutionInteraction).values(values).returning(*INTERACTION_COLUMNS)
+            sa.insert(ExecutionInteraction).values(values).returning(*INTERACTION_COLUMNS),
+            deadline,
         ).one()
         return InteractionRecord.from_row(row)
 
@@ -511,9 +543,11 @@ class ExecutionRepository(Repository):
         cancelled: bool = False,
     ) -> InteractionRecord:
         """Answer (or cancel) a pending interaction; the execution runs again once no
-        other interaction of it is pending. Made again after it committed, with the same
-        answer, it returns the interaction and writes nothing. Raises
-        ``InvalidTransitionError`` (answered otherwise), ``NotFoundError``,
+        other interaction of it is pending. Each is decided once: made again after it
+        committed, with the same answer, it returns the interaction and writes nothing
+        (a retry after a lost reply is safe). Raises ``AlreadyDecidedError`` (a
+        ``ConflictError``: resolved, cancelled or expired otherwise, or past its
+        deadline, when it is expired and nothing is written), ``NotFoundError``,
         ``ValidationError``."""
         values = {
             "status": (
@@ -526,8 +560,12 @@ class ExecutionRepository(Repository):
         scope_id, id = _scope(scope_id), validation.identifier(id, "id")
         in_scope = [ExecutionInteraction.scope_id == scope_id, ExecutionInteraction.id == id]
         connection = self._connection
+        # Locked: of a resolver and an expirer (or two resolvers), one decides, and the
+        # other then finds it decided.
         current = connection.execute(
-            sa.select(*INTERACTION_COLUMNS).where(*in_scope).with_for_update()
+            sa.select(*INTERACTION_COLUMNS, overdue(self._backend).label("late"))
+            .where(*in_scope)
+            .with_for_update()
         ).first()
         if current is None:
             raise NotFoundError(f"interaction {id} not found in scope {scope_id!r}")
@@ -535,8 +573,15 @@ class ExecutionRepository(Repository):
         if _same(current, values, answer):
             return InteractionRecord.from_row(current)  # a retry of this answer
         if current.status != InteractionStatus.PENDING.value:
-            raise InvalidTransitionError(
+            raise AlreadyDecidedError(
                 f"interaction {id} is already {current.status}", status=current.status
+            )
+        if current.late:
+            # Expired; written down by the next read or expire_interactions (a call that
+            # raises leaves the database as it was).
+            raise AlreadyDecidedError(
+                f"interaction {id} expired at {current.expires_at.isoformat()}, unanswered",
+                status=InteractionStatus.EXPIRED.value,
             )
         row = connection.execute(
             sa.update(ExecutionInteraction)
@@ -544,56 +589,44 @@ class ExecutionRepository(Repository):
             .values(values)
             .returning(*INTERACTION_COLUMNS)
         ).one()
-        still_pending = connection.execute(
-            sa.select(ExecutionInteraction.id)
-            .where(
-                ExecutionInteraction.scope_id == scope_id,
-                ExecutionInteraction.execution_id == current.execution_id,
-                ExecutionInteraction.status == InteractionStatus.PENDING.value,
-            )
-            .limit(1)
-        ).first()
-        if still_pending is None:
-            connection.execute(
-                sa.update(Execution)
-                .where(
-                    Execution.scope_id == scope_id,
-                    Execution.id == current.execution_id,
-                    Execution.status == ExecutionStatus.WAITING_FOR_INTERACTION.value,
-                )
-                .values(status=ExecutionStatus.RUNNING.value)
-            )
+        resume_executions(connection, [id])
         return InteractionRecord.from_row(row)
 
     @reads
     def list_interactions(
         self, scope_id: str, execution_id: Id, *, include_private: bool = False
     ) -> builtins.list[InteractionRecord]:
-        """The execution's interactions, oldest first (empty for another scope's)."""
+        """The execution's interactions, oldest first (empty for another scope's); one
+        past its deadline is expired first (see ``expire_interactions``)."""
         validation.flag(include_private, "include_private")
+        of_it = [
+            ExecutionInteraction.scope_id == _scope(scope_id),
+            ExecutionInteraction.execution_id
+            == validation.identifier(execution_id, "execution_id"),
+        ]
         statement = (
-            sa.select(*INTERACTION_COLUMNS)
-            .where(
-                ExecutionInteraction.scope_id == _scope(scope_id),
-                ExecutionInteraction.execution_id
-                == validation.identifier(execution_id, "execution_id"),
-            )
+            sa.select(*INTERACTION_COLUMNS, overdue(self._backend).label("late"))
+            .where(*of_it)
             .order_by(ExecutionInteraction.created_at, ExecutionInteraction.id)
         )
-        return [
-            InteractionRecord.from_row(row, include_private=include_private)
-            for row in self._connection.execute(statement)
-        ]
+        rows = self._connection.execute(statement).all()
+        if any(row.late for row in rows):
+            self._expire(of_it)
+            rows = self._connection.execute(statement).all()
+        return [InteractionRecord.from_row(row, include_private=include_private) for row in rows]
 
     @reads
     def list_waiting(
         self, scope_id: str, *, limit: int = 100, include_private: bool = False
     ) -> builtins.list[ExecutionView]:
         """Executions of the scope paused for a person, each with its newest pending
-        interaction, oldest first: what a restarted host resumes."""
+        interaction, oldest first: what a restarted host resumes. Questions past their
+        deadline are expired first (see ``expire_interactions``): an execution they
+        end or resume is not listed."""
         validation.positive_int(limit, "limit", maximum=10_000)
+        late = late_question(self._backend, Execution.scope_id, Execution.id)
         statement = (
-            sa.select(Execution.id)
+            sa.select(Execution.id, late.label("late_id"))
             .where(
                 Execution.scope_id == _scope(scope_id),
                 Execution.status == ExecutionStatus.WAITING_FOR_INTERACTION.value,
@@ -601,13 +634,27 @@ class ExecutionRepository(Repository):
             .order_by(Execution.created_at, Execution.id)
             .limit(limit)
         )
-        ids = [row.id for row in self._connection.execute(statement)]
+        while True:
+            rows = self._connection.execute(statement).all()
+            overdue_ids = [row.late_id for row in rows if row.late_id is not None]
+            if not overdue_ids:
+                break
+            self._expire([of_executions_of(overdue_ids)])
+        ids = [row.id for row in rows]
         return [
             self.get(scope_id, execution_id, include_private=include_private)
             for execution_id in ids
         ]
 
     # -- helpers ------------------------------------------------------------------
+
+    def _expire(self, where: builtins.list[Any]) -> None:
+        """Expire the questions past their deadline among ``where``, before a read
+        answers. The read's only write: in a read-only transaction the face makes the
+        call again as a write (``WriteNeeded``), so reads that meet no such question, by
+        far the most, stay read-only and take no write lock."""
+        self._write_needed()
+        expire_overdue(self._connection, self._backend, where)
 
     def _get(self, scope_id: str, id: UUID, *, lock: bool = False) -> ExecutionRecord:
         statement = sa.select(*EXECUTION_COLUMNS).where(

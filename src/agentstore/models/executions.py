@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKeyConstraint, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKeyConstraint, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agentstore.models.base import (
@@ -22,8 +22,10 @@ from agentstore.models.base import (
     status_column,
     updated_at_column,
 )
-from agentstore.statuses import ExecutionStatus, InteractionStatus, ToolCallStatus
+from agentstore.statuses import ExecutionStatus, InteractionStatus, OnExpiry, ToolCallStatus
 from agentstore.types import uuid7
+
+PENDING = text("status = 'pending'")
 
 
 def _execution_fk() -> ForeignKeyConstraint:
@@ -82,6 +84,37 @@ class ExecutionInteraction(Base):
         ),
         # Paused executions of a scope: their pending interactions.
         Index("ix_execution_interactions_scope_id_status", "scope_id", "status"),
+        status_check("on_expiry", OnExpiry),
+        # Expiry: the pending interactions past their deadline, of every scope or of one.
+        Index(
+            "ix_execution_interactions_pending_expires_at",
+            "expires_at",
+            postgresql_where=PENDING,
+            sqlite_where=PENDING,
+        ),
+        Index(
+            "ix_execution_interactions_pending_scope_id_expires_at",
+            "scope_id",
+            "expires_at",
+            postgresql_where=PENDING,
+            sqlite_where=PENDING,
+        ),
+        # The operators' inbox: pending interactions oldest first, of every scope or of one.
+        Index(
+            "ix_execution_interactions_pending_created_at_id",
+            "created_at",
+            "id",
+            postgresql_where=PENDING,
+            sqlite_where=PENDING,
+        ),
+        Index(
+            "ix_execution_interactions_pending_scope_id_created_at_id",
+            "scope_id",
+            "created_at",
+            "id",
+            postgresql_where=PENDING,
+            sqlite_where=PENDING,
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
@@ -93,6 +126,9 @@ class ExecutionInteraction(Base):
     payload: Mapped[Any | None]
     response: Mapped[Any | None]
     response_private: Mapped[Any | None]
+    # The deadline (None: none), on the database's clock, and what passing it does.
+    expires_at: Mapped[datetime | None]
+    on_expiry: Mapped[str] = mapped_column(String(16), server_default=text("'continue'"))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
 
