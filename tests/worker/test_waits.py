@@ -1,10 +1,13 @@
 """A handler that needs a person raises ``Wait``: the task waits, held by nobody, the
-worker's slot goes to other work, and once someone answers (from another thread, through
-another store) the task is claimed again and its handler reads the answer."""
+worker's slot goes to other work, and once someone answers (from another thread, or
+another process) the task is claimed again and its handler reads the answer."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -12,6 +15,7 @@ import pytest
 from agentstore import AgentStore, RunRecord, TaskStatus
 from agentstore.statuses import AttemptStatus
 from agentstore.worker import TaskContext, Wait
+from tests.cli.conftest import REPO
 from tests.worker.conftest import WorkerOnFace
 from tests.worker.test_worker import NO_WAIT, kinds, plan, wait_for
 
@@ -57,6 +61,33 @@ def test_a_waiting_task_frees_its_slot_and_resumes_with_the_answer(
     assert attempts == [(1, AttemptStatus.WAITING), (2, AttemptStatus.COMPLETED)]
     journal = kinds(sync_store, run)
     assert journal.index("task_waiting") < journal.index("task_answered")
+
+
+def test_an_answer_from_another_process_resumes_the_task(
+    workers: WorkerOnFace, sync_store: AgentStore, run: RunRecord, db_url: str
+) -> None:
+    [task] = plan(sync_store, run)
+
+    def handler(context: TaskContext) -> str:
+        if context.task.answer is None:
+            raise Wait(QUESTION)
+        return f"answered {context.task.answer}"
+
+    with workers.background(handler, run_id=run.id) as stop:
+        wait_for(lambda: sync_store.tasks.get(task.id).status is TaskStatus.WAITING)
+        command = ["--url", db_url, "tasks", "answer", str(task.id), '"yes"']
+        answered = subprocess.run(
+            [sys.executable, "-m", "agentstore", *command],
+            cwd=REPO,
+            env={k: v for k, v in os.environ.items() if k != "AGENTSTORE_SCHEMA"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert answered.returncode == 0, answered.stderr
+        wait_for(lambda: sync_store.tasks.get(task.id).status is TaskStatus.COMPLETED)
+        stop()
+    assert sync_store.tasks.get(task.id).implementation_summary == "answered yes"
 
 
 def test_waits_do_not_use_up_the_attempts_of_a_worked_task(
