@@ -35,7 +35,12 @@ FACES = [
         "agentstore.orchestrator.run_extras:RunsExtras",
     ),
     ("agents", "Agents", "agentstore.orchestrator.agents:AgentRepository", None),
-    ("tasks", "Tasks", "agentstore.orchestrator.tasks:TaskRepository", None),
+    (
+        "tasks",
+        "Tasks",
+        "agentstore.orchestrator.tasks:TaskRepository",
+        "agentstore.orchestrator.task_extras:TasksExtras",
+    ),
     ("attempts", "Attempts", "agentstore.orchestrator.attempts:AttemptRepository", None),
     (
         "events",

@@ -39,6 +39,7 @@ from agentstore.orchestrator.journal_extras import AsyncCheckpointsExtras, Async
 from agentstore.orchestrator.run_extras import AsyncRunsExtras
 from agentstore.orchestrator.runs import RunPage, RunRecord, RunRepository
 from agentstore.orchestrator.snapshot import RunSnapshot, SnapshotLimits
+from agentstore.orchestrator.task_extras import AsyncTasksExtras
 from agentstore.orchestrator.task_records import TaskDraft, TaskRecord
 from agentstore.orchestrator.tasks import Handoff, TaskRepository
 from agentstore.records import UNSET, Unset
@@ -197,7 +198,7 @@ class AsyncAgents:
         )
 
 
-class AsyncTasks:
+class AsyncTasks(AsyncTasksExtras):
     """``store.tasks``: the plan of each run and the claims workers hold on it."""
 
     __slots__ = ("_calls",)
@@ -228,9 +229,9 @@ class AsyncTasks:
     async def replace_pending(
         self, run_id: Id, drafts: Sequence[TaskDraft]
     ) -> builtins.list[TaskRecord]:
-        """Replace the run's plan in one transaction: its pending tasks and the tasks
-        workers hold are abandoned (a holder's later ``complete`` then fails with
-        ``StaleClaimError``), and ``drafts`` become pending tasks in the given order.
+        """Replace the run's plan in one transaction: its pending and waiting tasks and
+        the tasks workers hold are abandoned (a holder's later ``complete`` then fails
+        with ``StaleClaimError``), and ``drafts`` become pending tasks in the given order.
 
         Returns the new tasks in plan order. Raises ``NotFoundError`` (no such run) and
         ``ValidationError`` (a bad draft; nothing is changed)."""
@@ -346,7 +347,8 @@ class AsyncTasks:
         """A failed attempt at a task the caller holds: the task is pending again, not
         available before a backoff (``retry_in``, else the task's own ``Backoff``, else
         the store's), or ``blocked`` (``attempts_exhausted``) once it used
-        ``max_attempts``, or ``abandoned`` if it was cancelled. Records the failed
+        ``max_attempts`` (attempts that asked a person, ``waits``, are not counted), or
+        ``abandoned`` if it was cancelled. Records the failed
         attempt (``error`` as its summary) and a journal event. A retry (the same
         ``error`` under the same attempt) returns the task as it is now, and raises, as
         ``complete``."""
@@ -375,8 +377,8 @@ class AsyncTasks:
         )
 
     async def force_abandon(self, task_id: Id, reason: str) -> TaskRecord:
-        """An operator's override: abandon a pending or held task at once, whoever holds
-        it (its holder's next call gets ``StaleClaimError``), journalling
+        """An operator's override: abandon a pending, waiting or held task at once,
+        whoever holds it (its holder's next call gets ``StaleClaimError``), journalling
         ``task_abandoned`` with ``reason``. ``cancel`` is the gentle way: it lets the
         holder stop. Raises ``InvalidTransitionError`` (the task has ended),
         ``NotFoundError``, ``ValidationError``."""
@@ -400,12 +402,12 @@ class AsyncTasks:
         return await self._calls.read(TaskRepository, TaskRepository.next_due, run_id)
 
     async def cancel(self, task_id: Id, reason: str) -> TaskRecord:
-        """Cancel a task: a pending one is ``abandoned`` at once (``task_cancelled``); a
-        held one is marked ``cancel_requested`` (``task_cancel_requested``) and its holder
-        learns it from its next heartbeat. Cancelling again with the same ``reason``
-        returns the task and writes nothing. Raises ``InvalidTransitionError`` (the task
-        has ended, or was cancelled for another reason), ``NotFoundError``,
-        ``ValidationError``."""
+        """Cancel a task: a pending or waiting one is ``abandoned`` at once
+        (``task_cancelled``); a held one is marked ``cancel_requested``
+        (``task_cancel_requested``) and its holder learns it from its next heartbeat.
+        Cancelling again with the same ``reason`` returns the task and writes nothing.
+        Raises ``InvalidTransitionError`` (the task has ended, or was cancelled for
+        another reason), ``NotFoundError``, ``ValidationError``."""
         return await self._calls.write(TaskRepository, TaskRepository.cancel, task_id, reason)
 
     async def requeue_in_progress(self, run_id: Id) -> int:

@@ -23,6 +23,7 @@ class TaskStatus(StrEnum):
 
     PENDING = "pending"  # waiting to be claimed
     IN_PROGRESS = "in_progress"  # claimed by a worker, under a lease
+    WAITING = "waiting"  # asked a person; held by nobody, claimable again once answered
     COMPLETED = "completed"
     BLOCKED = "blocked"  # cannot be done as planned (or its lease kept expiring)
     ABANDONED = "abandoned"  # dropped when the plan was replaced
@@ -35,6 +36,7 @@ class AttemptStatus(StrEnum):
     BLOCKED = "blocked"
     FAILED = "failed"  # the attempt errored; the task may be tried again
     ABANDONED = "abandoned"
+    WAITING = "waiting"  # the attempt asked a person; the task waits for the answer
 
 
 class ApprovalVerdict(StrEnum):

@@ -84,6 +84,29 @@ def test_tasks_list_by_status(cli: Cli, seeded: dict[str, str]) -> None:
     assert table.out.splitlines()[0].split()[:3] == ["#", "ID", "STATUS"]
 
 
+def test_tasks_waiting_listed_shown_and_answered(cli: Cli, seeded: dict[str, str]) -> None:
+    url = seeded["url"]
+    with AgentStore.open(url) as store:
+        [held] = store.tasks.claim_next("w1", run_id=seeded["run"])
+        store.tasks.wait(held.id, {"approve": "ship it?"}, attempt=held.attempt)
+    task = str(held.id)
+    waiting = cli("--url", url, "--json", "tasks", "list", seeded["run"], "--status", "waiting")
+    assert [(t["id"], t["question"]) for t in waiting.json()] == [(task, {"approve": "ship it?"})]
+    shown = cli("--url", url, "runs", "show", seeded["run"])
+    assert "waiting 1" in shown.out and "ship it?" in shown.out
+    answered = cli("--url", url, "--json", "tasks", "answer", task, '{"approved": true}')
+    assert answered.code == 0, answered.err
+    assert (answered.json()["status"], answered.json()["answer"]) == ("pending", {"approved": True})
+    attempt = str(held.attempt)
+    again = cli("--url", url, "tasks", "answer", task, '{"approved": true}', "--attempt", attempt)
+    assert again.code == 0 and "pending" in again.out  # the same answer again: a retry
+    other = cli("--url", url, "tasks", "answer", task, '{"approved": false}')
+    assert other.code == 1 and "answered already" in other.err
+    assert len(other.err.strip().splitlines()) == 1
+    not_json = cli("--url", url, "tasks", "answer", task, "{approved}")
+    assert not_json.code == 2 and "not JSON" in not_json.err
+
+
 def test_events_tail_and_follow(cli: Cli, seeded: dict[str, str]) -> None:
     """The follower polls SQLite; on PostgreSQL it polls once an hour here, so only the
     journal's NOTIFY can bring it the new event."""

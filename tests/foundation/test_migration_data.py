@@ -14,6 +14,9 @@ import agentstore
 from agentstore.models import Execution, ExecutionInteraction, Run, Task, TaskAttempt
 from agentstore.statuses import TaskStatus
 
+# The revision that lets tasks wait, and the one before it; the task statuses before it.
+WAITS, BEFORE_WAITS = "0012", "0011"
+STATUSES_BEFORE_WAITS = [status for status in TaskStatus if status is not TaskStatus.WAITING]
 # Columns renamed since (by 0008): their names before.
 NAMES_BEFORE_0008 = {
     "tasks": {"attempt": "attempt_count"},
@@ -45,7 +48,7 @@ def test_0004_keeps_tasks_in_every_status_and_puts_attempts_under_their_tasks_ru
     engine = agentstore.create_engine(empty_db_url)
     created = datetime(2026, 1, 1, tzinfo=UTC)
     runs = [uuid.uuid4(), uuid.uuid4()]
-    tasks = {status: uuid.uuid4() for status in TaskStatus}
+    tasks = {status: uuid.uuid4() for status in STATUSES_BEFORE_WAITS}
     with engine.begin() as connection:
         connection.execute(
             sa.insert(table_then(connection, Run)),
@@ -85,7 +88,7 @@ def test_0004_keeps_tasks_in_every_status_and_puts_attempts_under_their_tasks_ru
     command.upgrade(config, "head")
     with agentstore.AgentStore(engine) as store:
         after = {task.status: task for task in store.tasks.list(runs[0])}
-        assert set(after) == set(TaskStatus)
+        assert set(after) == set(STATUSES_BEFORE_WAITS)
         assert all(task.available_at == task.created_at for task in after.values())
         attempt = store.attempts.latest(tasks[TaskStatus.COMPLETED])
         assert attempt is not None and attempt.run_id == runs[0]
@@ -98,10 +101,10 @@ def test_0004_keeps_tasks_in_every_status_and_puts_attempts_under_their_tasks_ru
         claimed = TaskStatus.PENDING.value  # claimed above: now in progress
         assert sorted(rows) == sorted(
             (s.value, TaskStatus.IN_PROGRESS.value if s.value == claimed else s.value)
-            for s in TaskStatus
+            for s in STATUSES_BEFORE_WAITS
         )
         command.upgrade(config, "head")
-        assert len(store.tasks.list(runs[0])) == len(TaskStatus)
+        assert len(store.tasks.list(runs[0])) == len(STATUSES_BEFORE_WAITS)
 
 
 def test_0008_renames_the_fencing_token_and_keeps_its_values(empty_db_url: str) -> None:
@@ -215,3 +218,61 @@ def test_0011_gives_questions_deadlines_and_a_downgrade_cancels_expired_ones(
         after = store.executions.list_interactions("s", waiting)
         assert [(q.id, q.status, q.on_expiry) for q in after] == [(before, "pending", "continue")]
         assert store.executions.inbox("s").items[0].interaction == after[0]
+
+
+def test_waits_let_tasks_wait_and_a_downgrade_blocks_the_waiting_ones(empty_db_url: str) -> None:
+    config = agentstore.schema.alembic_config(empty_db_url)
+    command.upgrade(config, BEFORE_WAITS)
+    engine = agentstore.create_engine(empty_db_url)
+    run_id, task_id = uuid.uuid4(), uuid.uuid4()
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(table_then(connection, Run)),
+            {"id": run_id, "goal": "g", "repo_path": "/r", "status": "running"},
+        )
+        connection.execute(
+            sa.insert(table_then(connection, Task)),
+            {
+                "id": task_id,
+                "run_id": run_id,
+                "title": "t",
+                "objective": "o",
+                "status": "pending",
+                "position": 0,
+                "attempt": 2,
+                "max_attempts": 3,
+                "available_at": datetime(2026, 1, 1, tzinfo=UTC),
+            },
+        )
+
+    command.upgrade(config, WAITS)
+    with agentstore.AgentStore(engine) as store:
+        before = store.tasks.get(task_id)
+        assert (before.waits, before.question, before.answer) == (0, None, None)
+        [held] = store.tasks.claim_next("w", run_id=run_id)
+        asking = store.tasks.wait(task_id, {"ok?": 1}, attempt=held.attempt)
+        assert (asking.status, asking.waits) == (TaskStatus.WAITING, 1)
+
+        command.downgrade(config, BEFORE_WAITS)
+        with engine.connect() as connection:
+            tasks, attempts = table_then(connection, Task), table_then(connection, TaskAttempt)
+            assert "question" not in tasks.c and "waits" not in tasks.c
+            task = connection.execute(sa.select(tasks.c.status, tasks.c.blocker_signature)).one()
+            assert tuple(task) == ("blocked", "waiting")
+            attempt = connection.execute(
+                sa.select(attempts.c.attempt, attempts.c.status, attempts.c.blocker_signature)
+            ).one()
+            assert tuple(attempt) == (3, "blocked", "waiting")
+
+        command.upgrade(config, WAITS)
+        again = store.tasks.get(task_id)
+        assert (again.status, again.blocker_signature, again.waits) == (
+            TaskStatus.BLOCKED,
+            "waiting",
+            0,
+        )
+        # The new CHECK constraints take the new statuses once more.
+        store.tasks.replace_pending(run_id, [agentstore.TaskDraft("t2", "o")])
+        [held] = store.tasks.claim_next("w", run_id=run_id)
+        assert store.tasks.wait(held.id, "ok?", attempt=1).status is TaskStatus.WAITING
+        assert store.attempts.latest(held.id).status == "waiting"  # type: ignore[union-attr]

@@ -136,7 +136,7 @@ def test_a_snapshot_has_every_part_of_the_run(store: AgentStore, run: RunRecord)
     snapshot = store.runs.snapshot(run.id)
     assert snapshot.run.id == run.id
     assert set(snapshot.agents) == {"strategy"}
-    assert [len(snapshot.tasks[s]) for s in TaskStatus] == [1, 1, 0, 0, 0]
+    assert [len(snapshot.tasks[s]) for s in TaskStatus] == [1, 1, 0, 0, 0, 0]
     assert len(snapshot.recent_attempts) == 1
     assert [e.kind for e in snapshot.recent_events] == ["run_created"]
     assert len(snapshot.approvals) == len(snapshot.artifacts) == 1

@@ -1,7 +1,8 @@
 """Property-based: random sequences of task operations, with right and stale tokens,
 against a plain in-memory model of the task state machine. The store must agree with the
 model after every step, and refuse exactly what the model refuses: an ending made again
-under the same attempt is a retry, which returns the task as it is."""
+under the same attempt is a retry, which returns the task as it is, and so is an answer
+made again."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from agentstore import AgentStore, TaskDraft, TaskStatus
-from agentstore.errors import InvalidTransitionError, StaleClaimError, ValidationError
+from agentstore.errors import (
+    ConflictError,
+    InvalidTransitionError,
+    StaleClaimError,
+    ValidationError,
+)
 
 LEASE = timedelta(minutes=5)
 
@@ -26,6 +32,7 @@ class ModelTask:
     status: TaskStatus = TaskStatus.PENDING
     attempts: int = 0
     ended: dict[int, str] = field(default_factory=dict)  # attempt -> how it was ended
+    answer: str | None = None  # the answer to its latest wait
 
 
 class TaskMachine(RuleBasedStateMachine):
@@ -44,7 +51,7 @@ class TaskMachine(RuleBasedStateMachine):
     @rule(count=st.integers(min_value=0, max_value=4))
     def replace_plan(self, count: int) -> None:
         for task in self.model.values():
-            if task.status in (TaskStatus.PENDING, TaskStatus.IN_PROGRESS):
+            if task.status in (TaskStatus.PENDING, TaskStatus.IN_PROGRESS, TaskStatus.WAITING):
                 task.status = TaskStatus.ABANDONED
         drafts = [TaskDraft(f"t{n}", "o") for n in range(count)]
         start = len(self.model)
@@ -64,7 +71,7 @@ class TaskMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.model))
     @rule(
         data=st.data(),
-        action=st.sampled_from(["complete", "block", "abandon", "heartbeat"]),
+        action=st.sampled_from(["complete", "block", "abandon", "heartbeat", "wait"]),
         token=st.sampled_from(["current", "stale", "none"]),
     )
     def finish(self, data: st.DataObject, action: str, token: str) -> None:
@@ -81,6 +88,7 @@ class TaskMachine(RuleBasedStateMachine):
             "block": lambda: self.store.tasks.block(task_id, "s", "sig", attempt=attempt),
             "abandon": lambda: self.store.tasks.abandon(task_id, "s", attempt=attempt),
             "heartbeat": lambda: self.store.tasks.heartbeat(task_id, attempt or 0, LEASE),
+            "wait": lambda: self.store.tasks.wait(task_id, "q", attempt=attempt),
         }[action]
         if isinstance(expected, type):
             with pytest.raises(expected):
@@ -89,6 +97,8 @@ class TaskMachine(RuleBasedStateMachine):
             assert call().status == expected
             if expected != task.status and attempt is not None and action != "heartbeat":
                 task.ended[attempt] = action
+                if action == "wait":
+                    task.answer = None
             task.status = expected
 
     @staticmethod
@@ -96,7 +106,7 @@ class TaskMachine(RuleBasedStateMachine):
         task: ModelTask, action: str, attempt: int | None
     ) -> TaskStatus | type[Exception]:
         held = task.status == TaskStatus.IN_PROGRESS
-        if attempt is None and action in ("complete", "block", "abandon"):
+        if attempt is None and action in ("complete", "block", "abandon", "wait"):
             return ValidationError  # the fencing token is required
         if attempt is not None and task.ended.get(attempt) == action:
             return task.status  # a retry: the task as it is
@@ -113,7 +123,22 @@ class TaskMachine(RuleBasedStateMachine):
             "block": TaskStatus.BLOCKED,
             "abandon": TaskStatus.ABANDONED,
             "heartbeat": TaskStatus.IN_PROGRESS,
+            "wait": TaskStatus.WAITING,
         }[action]
+
+    @precondition(lambda self: bool(self.model))
+    @rule(data=st.data(), answer=st.sampled_from(["yes", "no"]))
+    def answer(self, data: st.DataObject, answer: str) -> None:
+        task_id = data.draw(st.sampled_from(self._ids()))
+        task = self.model[task_id]
+        if task.status == TaskStatus.WAITING:
+            assert self.store.tasks.answer(task_id, answer).status == TaskStatus.PENDING
+            task.status, task.answer = TaskStatus.PENDING, answer
+        elif task.answer == answer:  # the same answer made again: the task as it is
+            assert self.store.tasks.answer(task_id, answer).status == task.status
+        else:
+            with pytest.raises(ConflictError):
+                self.store.tasks.answer(task_id, answer)
 
     @rule()
     def requeue(self) -> None:

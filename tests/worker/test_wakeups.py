@@ -1,8 +1,8 @@
-"""An idle worker wakes at once, not at its next poll: on PostgreSQL a plan committed by
-any process wakes it through NOTIFY; on either database a plan made through the worker's
-own store wakes it in the process. The poll interval is an hour here (and a worker
-that has not worked yet polls no sooner), so a wake-up is the only way the task can be
-claimed within the test."""
+"""An idle worker wakes at once, not at its next poll: on PostgreSQL a plan (or an answer
+to a waiting task) committed by any process wakes it through NOTIFY; on either database
+one made through the worker's own store wakes it in the process. The poll interval is an
+hour here (and a worker that has not worked yet polls no sooner), so a wake-up is the
+only way the task can be claimed within the test."""
 
 from __future__ import annotations
 
@@ -106,6 +106,34 @@ def test_a_plan_through_the_workers_own_store_wakes_it(
     with idle_worker(db_url, face, run_id=run.id, listen=False) as (_, call):
         let_it_idle(lambda: len(sync_store.tasks.list(run.id)))
         [task] = call("replace_pending", run.id, [TaskDraft("wake up", "o")])
+        wait_for(lambda: sync_store.tasks.get(task.id).status is TaskStatus.COMPLETED, 20)
+
+
+def waiting_task(store: AgentStore, run: RunRecord) -> Any:
+    """A task of ``run`` that asked a person (claimed by someone else) and waits."""
+    [task] = store.tasks.replace_pending(run.id, [TaskDraft("asks", "o")])
+    store.tasks.claim_next("someone else", run_id=run.id)
+    return store.tasks.wait(task.id, "may I?", attempt=1)
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+def test_an_answer_committed_elsewhere_wakes_an_idle_worker_through_notify(
+    db_url: str, face: str, sync_store: AgentStore, run: RunRecord
+) -> None:
+    task = waiting_task(sync_store, run)
+    with idle_worker(db_url, face, run_id=run.id) as _:
+        let_it_idle(lambda: 0)
+        sync_store.tasks.answer(task.id, "yes")
+        wait_for(lambda: sync_store.tasks.get(task.id).status is TaskStatus.COMPLETED, 20)
+
+
+def test_an_answer_through_the_workers_own_store_wakes_it(
+    db_url: str, face: str, sync_store: AgentStore, run: RunRecord
+) -> None:
+    task = waiting_task(sync_store, run)
+    with idle_worker(db_url, face, run_id=run.id, listen=False) as (_, call):
+        let_it_idle(lambda: 0)
+        call("answer", task.id, "yes")
         wait_for(lambda: sync_store.tasks.get(task.id).status is TaskStatus.COMPLETED, 20)
 
 

@@ -32,6 +32,13 @@ def run_id(text: str) -> uuid.UUID:
         raise argparse.ArgumentTypeError(f"not a run or task id: {text!r}") from None
 
 
+def json_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not JSON: {text!r}") from None
+
+
 def add_parsers(commands: argparse._SubParsersAction[Any]) -> None:
     runs = subcommand(commands, "runs", "orchestrator runs").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -59,6 +66,13 @@ def add_parsers(commands: argparse._SubParsersAction[Any]) -> None:
     task_list.add_argument("run_id", type=run_id)
     task_list.add_argument("--status", action="append", help="repeat for several")
     task_list.set_defaults(handler=list_tasks)
+    answer = subcommand(tasks, "answer", "answer a waiting task's question")
+    answer.add_argument("task_id", type=run_id)
+    answer.add_argument("answer", type=json_value, metavar="ANSWER_JSON")
+    answer.add_argument(
+        "--attempt", type=int, help="the wait being answered (refused if it asks again since)"
+    )
+    answer.set_defaults(handler=answer_task)
 
     events = subcommand(commands, "events", "a run's journal").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -152,9 +166,16 @@ def show_run(store: AgentStore, args: argparse.Namespace) -> int:
     print(f"repo {run.repo_path}  cycles {run.cycle_count}  replans {run.replan_count}")
     counts = "  ".join(f"{status.value} {len(tasks)}" for status, tasks in snapshot.tasks.items())
     print(f"tasks: {counts}")
-    for status in (TaskStatus.IN_PROGRESS, TaskStatus.PENDING, TaskStatus.BLOCKED):
+    for status in (
+        TaskStatus.IN_PROGRESS,
+        TaskStatus.WAITING,
+        TaskStatus.PENDING,
+        TaskStatus.BLOCKED,
+    ):
         for task in snapshot.tasks[status]:
             print(f"  {status.value:<11} #{task.position} {task.title} (attempt {task.attempt})")
+            if status is TaskStatus.WAITING:
+                print(f"              asks: {json.dumps(task.question, ensure_ascii=False)}")
     if snapshot.agents:
         print("agents:")
         table(
@@ -182,6 +203,15 @@ def list_tasks(store: AgentStore, args: argparse.Namespace) -> int:
         [(t.position, t.id, t.status, t.attempt, t.claimed_by, t.title) for t in tasks],
         ["#", "id", "status", "attempt", "worker", "title"],
     )
+    return 0
+
+
+def answer_task(store: AgentStore, args: argparse.Namespace) -> int:
+    task = store.tasks.answer(args.task_id, args.answer, attempt=args.attempt)
+    if args.json:
+        emit_json(task)
+    else:
+        print(f"task {task.id} answered: {task.status.value}")
     return 0
 
 

@@ -128,6 +128,8 @@ class Task(Base):
     # only the holder of the latest attempt may heartbeat, complete, block or fail it.
     attempt: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int | None]
+    # How many of its attempts ended by asking a person: they do not use up max_attempts.
+    waits: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     claimed_by: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None]
     # Claims never take the task before this (a schedule, or a retry's backoff).
@@ -140,6 +142,10 @@ class Task(Base):
     cancel_reason: Mapped[str | None] = mapped_column(Text)
     implementation_summary: Mapped[str | None] = mapped_column(Text)
     blocker_signature: Mapped[str | None] = mapped_column(String(255))
+    # What the task last asked a person (``tasks.wait``) and the answer it got (None
+    # until answered; cleared when it asks again).
+    question: Mapped[Any | None]
+    answer: Mapped[Any | None]
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
 

@@ -49,6 +49,8 @@ class TaskRecord:
     #: The fencing token (0 until the first claim; each claim adds one).
     attempt: int
     max_attempts: int | None
+    #: How many attempts ended by asking a person: they do not use up ``max_attempts``.
+    waits: int
     claimed_by: str | None
     lease_expires_at: datetime | None
     available_at: datetime
@@ -57,6 +59,10 @@ class TaskRecord:
     cancel_reason: str | None
     implementation_summary: str | None
     blocker_signature: str | None
+    #: What the task last asked a person (``tasks.wait``), and the answer (None until
+    #: answered; cleared when it asks again): a handler sees both once it runs again.
+    question: Any
+    answer: Any
     created_at: datetime
     updated_at: datetime
 

@@ -24,6 +24,7 @@ RUNS = core_table(Run)
 ATTEMPTS = core_table(TaskAttempt)
 TASK_COLUMNS = tuple(TASKS.c)
 HELD = (TaskStatus.IN_PROGRESS,)  # the status of a task a worker holds
+UNHELD = (TaskStatus.PENDING, TaskStatus.WAITING)  # a live task nobody holds
 LEASE_EXPIRED = "lease_expired"
 #: A rescue's record of the attempt it ends, and its journal entry (event kind,
 #: message) by the task's new status.
@@ -49,7 +50,11 @@ IS_HELD = _status_is(TaskStatus.IN_PROGRESS)
 RUN_NOT_PAUSED = ~sa.exists().where(
     RUNS.c.id == TASKS.c.run_id, RUNS.c.status == sa.literal(RunStatus.PAUSED.value)
 )
-EXHAUSTED = sa.and_(TASKS.c.max_attempts.is_not(None), TASKS.c.attempt >= TASKS.c.max_attempts)
+# Attempts that ended by asking a person do not use up ``max_attempts``.
+EXHAUSTED = sa.and_(
+    TASKS.c.max_attempts.is_not(None),
+    TASKS.c.attempt - TASKS.c.waits >= TASKS.c.max_attempts,
+)
 CANCELLED = TASKS.c.cancel_reason.is_not(None)
 RELEASED = {"claimed_by": None, "lease_expires_at": None}
 
@@ -151,8 +156,14 @@ class Statements:
     extend_lease: sa.Update
     #: Hand a held task back: pending and available at once (abandoned if cancelled).
     release: sa.Update
+    #: Cancel a task nobody holds (pending or waiting): abandoned at once.
     cancel_pending: sa.Update
     request_cancel: sa.Update
+    #: The holder asks a person ``:question``: waiting, held by nobody (abandoned
+    #: instead if it was cancelled meanwhile).
+    wait: sa.Update
+    #: A person's ``:answer`` to a waiting task: pending and available at once.
+    answer: sa.Update
     #: An attempt's record, unless the caller already recorded that attempt.
     record_attempt: sa.Insert
 
@@ -178,7 +189,7 @@ def statements(backend: Backend) -> Statements:
         claim_any_run=_claim(backend, in_run=False),
         rescue=_rescue(backend),
         close=_held(closing, HELD),
-        close_unclaimed=_held(closing, (TaskStatus.PENDING, *HELD)),
+        close_unclaimed=_held(closing, (*UNHELD, *HELD)),
         retry=_held(retrying, HELD),
         extend_lease=_held({"lease_expires_at": backend.expiry("lease")}, HELD),
         release=_held(
@@ -191,9 +202,27 @@ def statements(backend: Backend) -> Statements:
             },
             HELD,
         ),
-        cancel_pending=_held(
-            {**cancelling, "status": TaskStatus.ABANDONED.value}, (TaskStatus.PENDING,)
-        ),
+        cancel_pending=_held({**cancelling, "status": TaskStatus.ABANDONED.value}, UNHELD),
         request_cancel=_held(cancelling, HELD).where(~CANCELLED),  # asked once
+        wait=_held(
+            {
+                "status": sa.case(
+                    (CANCELLED, TaskStatus.ABANDONED.value), else_=TaskStatus.WAITING.value
+                ),
+                "question": sa.bindparam("question", type_=TASKS.c.question.type),
+                "answer": sa.null(),
+                "waits": TASKS.c.waits + 1,
+                **RELEASED,
+            },
+            HELD,
+        ),
+        answer=_held(
+            {
+                "status": TaskStatus.PENDING.value,
+                "answer": sa.bindparam("answer", type_=TASKS.c.answer.type),
+                "available_at": backend.deadline("now"),
+            },
+            (TaskStatus.WAITING,),
+        ),
         record_attempt=backend.insert(ATTEMPTS).on_conflict_do_nothing(),
     )

@@ -71,16 +71,17 @@ def _by_rescued_status(part: int) -> str:
 
 
 # Expired leases (``:rescue_limit`` at most): pending again, or blocked once their
-# attempts are used, or abandoned if cancelled; each lost attempt recorded and journalled.
+# attempts are used (those that asked a person, ``waits``, not counted), or abandoned if
+# cancelled; each lost attempt recorded and journalled.
 _RESCUE = f"""rescuable AS MATERIALIZED (
     SELECT id FROM tasks WHERE status = 'in_progress' AND lease_expires_at < now()
     {{only_if}} LIMIT :rescue_limit FOR UPDATE SKIP LOCKED),
 rescued AS (
     UPDATE tasks SET
         status = CASE WHEN cancel_reason IS NOT NULL THEN 'abandoned'
-            WHEN attempt >= max_attempts THEN 'blocked' ELSE 'pending' END,
+            WHEN attempt - waits >= max_attempts THEN 'blocked' ELSE 'pending' END,
         blocker_signature = CASE WHEN cancel_reason IS NULL
-            AND attempt >= max_attempts THEN 'lease_expired' ELSE blocker_signature END,
+            AND attempt - waits >= max_attempts THEN 'lease_expired' ELSE blocker_signature END,
         available_at = now(), claimed_by = NULL, lease_expires_at = NULL, updated_at = now()
     WHERE id IN (SELECT id FROM rescuable) RETURNING tasks.*),
 rescued_attempts AS ({_ATTEMPT}

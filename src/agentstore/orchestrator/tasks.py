@@ -7,7 +7,8 @@ dead worker can never overwrite the work of the one that took over.
 
 A task's life: pending (available at once, at a time, or after a delay) → claimed
 (``in_progress`` under a lease) → completed, blocked, or failed: pending again after a
-backoff, or blocked once ``max_attempts`` is used. Each ending writes, in the same
+backoff, or blocked once ``max_attempts`` is used; or waiting, held by nobody, for a
+person's answer, then pending again (``task_waits``). Each ending writes, in the same
 transaction, the task, its attempt's record and a journal event. A claim also rescues
 tasks whose lease ran out, so no worker ever has to run a reaper. Cancelling a held task
 asks its holder to stop: it learns it from its next heartbeat (``cancel_requested``).
@@ -39,6 +40,7 @@ from agentstore.orchestrator.task_records import TaskDraft, TaskRecord, check_dr
 from agentstore.orchestrator.task_statements import (
     ATTEMPTS,
     ATTEMPTS_EXHAUSTED,
+    HELD,
     IS_HELD,
     IS_PENDING,
     LEASE_EXPIRED,
@@ -48,6 +50,7 @@ from agentstore.orchestrator.task_statements import (
     RUN_NOT_PAUSED,
     TASK_COLUMNS,
     TASKS,
+    UNHELD,
     statements,
 )
 from agentstore.orchestrator.task_steps import CLAIMED, CLOSED, RESCUED, Step, steps
@@ -131,9 +134,9 @@ class TaskRepository(Repository):
 
     @writes
     def replace_pending(self, run_id: Id, drafts: Sequence[TaskDraft]) -> builtins.list[TaskRecord]:
-        """Replace the run's plan in one transaction: its pending tasks and the tasks
-        workers hold are abandoned (a holder's later ``complete`` then fails with
-        ``StaleClaimError``), and ``drafts`` become pending tasks in the given order.
+        """Replace the run's plan in one transaction: its pending and waiting tasks and
+        the tasks workers hold are abandoned (a holder's later ``complete`` then fails
+        with ``StaleClaimError``), and ``drafts`` become pending tasks in the given order.
 
         Returns the new tasks in plan order. Raises ``NotFoundError`` (no such run) and
         ``ValidationError`` (a bad draft; nothing is changed).
@@ -146,7 +149,7 @@ class TaskRepository(Repository):
             sa.update(Task)
             .where(
                 Task.run_id == run_id,
-                Task.status.in_([TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value]),
+                Task.status.in_([s.value for s in (*UNHELD, *HELD)]),
             )
             .values(status=TaskStatus.ABANDONED.value, claimed_by=None, lease_expires_at=None)
         )
@@ -306,7 +309,8 @@ class TaskRepository(Repository):
         """A failed attempt at a task the caller holds: the task is pending again, not
         available before a backoff (``retry_in``, else the task's own ``Backoff``, else
         the store's), or ``blocked`` (``attempts_exhausted``) once it used
-        ``max_attempts``, or ``abandoned`` if it was cancelled. Records the failed
+        ``max_attempts`` (attempts that asked a person, ``waits``, are not counted), or
+        ``abandoned`` if it was cancelled. Records the failed
         attempt (``error`` as its summary) and a journal event. A retry (the same
         ``error`` under the same attempt) returns the task as it is now, and raises, as
         ``complete``.
@@ -316,10 +320,13 @@ class TaskRepository(Repository):
         validation.text(error, TaskAttempt.summary, required=False)
         if retry_in is not None:
             validation.delay(retry_in, "retry_in")
-        task = self._get(task_id)  # its limits and backoff (never changed after planning)
-        exhausted = task.max_attempts is not None and attempt >= task.max_attempts
+        # Its limits and backoff (never changed after planning), and its waits (changed
+        # only by its holder: the caller).
+        task = self._get(task_id)
+        tries = attempt - task.waits  # the attempts that did not end by asking
+        exhausted = task.max_attempts is not None and tries >= task.max_attempts
         if retry_in is None:
-            retry_in = (task.backoff or DEFAULT_BACKOFF).delay(attempt)
+            retry_in = (task.backoff or DEFAULT_BACKOFF).delay(tries)
         params = {
             "new_status": (TaskStatus.BLOCKED if exhausted else TaskStatus.PENDING).value,
             "blocker": ATTEMPTS_EXHAUSTED if exhausted else None,
@@ -354,8 +361,8 @@ class TaskRepository(Repository):
 
     @writes
     def force_abandon(self, task_id: Id, reason: str) -> TaskRecord:
-        """An operator's override: abandon a pending or held task at once, whoever holds
-        it (its holder's next call gets ``StaleClaimError``), journalling
+        """An operator's override: abandon a pending, waiting or held task at once,
+        whoever holds it (its holder's next call gets ``StaleClaimError``), journalling
         ``task_abandoned`` with ``reason``. ``cancel`` is the gentle way: it lets the
         holder stop. Raises ``InvalidTransitionError`` (the task has ended),
         ``NotFoundError``, ``ValidationError``."""
@@ -396,12 +403,12 @@ class TaskRepository(Repository):
 
     @writes
     def cancel(self, task_id: Id, reason: str) -> TaskRecord:
-        """Cancel a task: a pending one is ``abandoned`` at once (``task_cancelled``); a
-        held one is marked ``cancel_requested`` (``task_cancel_requested``) and its holder
-        learns it from its next heartbeat. Cancelling again with the same ``reason``
-        returns the task and writes nothing. Raises ``InvalidTransitionError`` (the task
-        has ended, or was cancelled for another reason), ``NotFoundError``,
-        ``ValidationError``."""
+        """Cancel a task: a pending or waiting one is ``abandoned`` at once
+        (``task_cancelled``); a held one is marked ``cancel_requested``
+        (``task_cancel_requested``) and its holder learns it from its next heartbeat.
+        Cancelling again with the same ``reason`` returns the task and writes nothing.
+        Raises ``InvalidTransitionError`` (the task has ended, or was cancelled for
+        another reason), ``NotFoundError``, ``ValidationError``."""
         task_id = validation.identifier(task_id, "task_id")
         params = {
             "reason": validation.text(reason, Task.cancel_reason),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from typing import Any
 
 from agentstore.orchestrator import TaskRecord
 
@@ -25,6 +26,17 @@ class Block(Exception):  # an outcome, raised on purpose
         super().__init__(reason)
         self.reason = reason
         self.signature = signature
+
+
+class Wait(Exception):  # an outcome, raised on purpose
+    """Raise from a handler to ask a person ``question`` (any JSON value but null) and
+    give the task up meanwhile: it waits, held by nobody, and is claimed again once
+    answered, the handler then reading ``context.task.answer`` (``store.tasks.answer``).
+    A wait is not a failure: it does not use up ``max_attempts``."""
+
+    def __init__(self, question: Any):
+        super().__init__(question)
+        self.question = question
 
 
 class TaskContext:

@@ -41,7 +41,7 @@ from agentstore.orchestrator import Backoff, TaskRecord
 from agentstore.statuses import TaskStatus
 from agentstore.store import AgentStore
 from agentstore.validation import Id
-from agentstore.worker.outcomes import Block, Retry, TaskContext
+from agentstore.worker.outcomes import Block, Retry, TaskContext, Wait
 
 log = logging.getLogger("agentstore.worker")
 
@@ -57,7 +57,15 @@ LISTEN_TIMEOUT = 60.0  # seconds a listener waits before it waits again
 RETRY_FIRST, RETRY_MOST = 0.05, 5.0
 #: The writes after which a task may be claimable (or due sooner) than before.
 WAKING_WRITES = frozenset(
-    {"replace_pending", "requeue_in_progress", "requeue_expired", "release", "fail", "resume"}
+    {
+        "replace_pending",
+        "requeue_in_progress",
+        "requeue_expired",
+        "release",
+        "fail",
+        "resume",
+        "answer",
+    }
 )
 
 
@@ -70,6 +78,7 @@ class WorkerCounters:
     failed: int = 0  # attempts that raised (or asked for a retry)
     retried: int = 0  # of those, tasks that will be tried again
     blocked: int = 0
+    waiting: int = 0  # attempts that asked a person (the task waits for the answer)
     lost_leases: int = 0
     cancelled: int = 0
     handed_back: int = 0
@@ -85,19 +94,23 @@ class Worker:
     completes the task: a string is its summary, any other value (JSON) its attempt's
     result. Raising ``Retry`` or any other exception fails the attempt (tried again after
     ``backoff``, the task's own or the store's policy; blocked once ``max_attempts`` is
-    used); raising ``Block`` blocks the task. While it runs, its lease is extended about
+    used); raising ``Block`` blocks the task; raising ``Wait(question)`` asks a person
+    and frees the task's slot: the task waits, held by nobody, until someone answers
+    (``store.tasks.answer``), and is then claimed again, with ``context.task.answer``
+    (a wait does not use up ``max_attempts``). While it runs, its lease is extended about
     every third of ``lease``; a lost lease or a cancellation stops the work.
 
     ``run()`` (or ``await run_async()``) works until ``stop()``, SIGTERM or SIGINT: then
     the worker stops claiming, lets running handlers finish within ``grace``, and hands
     the rest back (pending again, journalled). With ``until_idle`` it also returns once
-    nothing is pending or held.
+    nothing is pending or held (a task waiting for an answer is neither).
 
     With nothing to claim it sleeps until the next task is due, polling at most every
     ``poll_interval`` (sooner just after work: the poll then backs off from 10 ms). It wakes
-    at once when a plan, a retry, a requeue or a hand-back is committed: through its own
-    store in this process, or, on PostgreSQL with ``listen``, anywhere (NOTIFY, on a
-    connection of its own; not through a transaction pooler, ``?transaction_pooling=true``).
+    at once when a plan, a retry, a requeue, a hand-back or an answer is committed: through
+    its own store in this process, or, on PostgreSQL with ``listen``, anywhere (NOTIFY, on
+    a connection of its own; not through a transaction pooler,
+    ``?transaction_pooling=true``).
     A cancellation NOTIFY makes it heartbeat the task at once.
 
     A call the database does not answer never stops the worker: it tries again with
@@ -319,6 +332,8 @@ class Worker:
         except Block as block:
             if await self._write("block", task, block.reason, block.signature):
                 self._counters.blocked += 1
+        except Wait as wait:
+            await self._wait(task, wait.question)
         except Exception as exc:  # a handler's failure is the attempt's
             text = "".join(traceback.format_exception(exc))[-ERROR_LIMIT:]
             log.warning(
@@ -380,13 +395,24 @@ class Worker:
 
     async def _fail(self, task: TaskRecord, error: str, after: timedelta | None) -> None:
         if after is None and self.backoff is not None:
-            after = self.backoff.delay(task.attempt)
+            after = self.backoff.delay(task.attempt - task.waits)  # waits are not failures
         self._counters.failed += 1
         ended = await self._write("fail", task, error, retry_in=after)
         if ended is not None and ended.status is TaskStatus.PENDING:
             self._counters.retried += 1
         elif ended is not None and ended.status is TaskStatus.BLOCKED:
             self._counters.blocked += 1
+
+    async def _wait(self, task: TaskRecord, question: Any) -> None:
+        try:
+            asked = await self._write("wait", task, question)
+        except ValidationError as exc:  # a question that is not JSON
+            await self._fail(task, f"the handler's question was refused: {exc}", None)
+            return
+        if asked is not None and asked.status is TaskStatus.WAITING:
+            self._counters.waiting += 1
+        elif asked is not None and asked.status is TaskStatus.ABANDONED:  # cancelled meanwhile
+            self._counters.cancelled += 1
 
     async def _complete(self, task: TaskRecord, value: Any) -> None:
         """Complete the task and, unless stopping, claim the next one in the same call

@@ -1,0 +1,64 @@
+"""What ``store.tasks`` does beyond ``TaskRepository``, in each face: a task that waits
+for a person (``task_waits``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from agentstore.orchestrator.task_records import TaskRecord
+from agentstore.orchestrator.task_waits import TaskWaits
+from agentstore.validation import Id
+
+if TYPE_CHECKING:
+    from agentstore.boundary import AsyncCalls, Calls
+
+
+class TasksExtras:
+    _calls: Calls
+
+    def wait(self, task_id: Id, question: Any, *, attempt: int) -> TaskRecord:
+        """The holder of the claim ``attempt`` asks a person ``question`` (any JSON value
+        but null) and gives the task up meanwhile: ``waiting``, held by nobody, its
+        previous ``answer`` cleared, the attempt recorded (``waiting``, the question as
+        its result) and ``task_waiting`` journalled. A task cancelled while held is
+        ``abandoned`` instead (``task_cancelled``). ``answer`` makes it pending again.
+
+        A wait is not a failure: the attempts that ended by asking (``TaskRecord.waits``)
+        do not use up ``max_attempts`` and do not lengthen the backoff, though the next
+        claim takes a new attempt number (the fencing token always grows).
+
+        Made again after it committed (its reply was lost), the same wait under the same
+        attempt returns the task and writes nothing. Raises ``StaleClaimError`` (the
+        claim is no longer current), ``InvalidTransitionError`` (the task is not in
+        progress, or ended otherwise), ``NotFoundError``, ``ValidationError``."""
+        return self._calls.write(TaskWaits, TaskWaits.wait, task_id, question, attempt=attempt)
+
+    def answer(self, task_id: Id, answer: Any, *, attempt: int | None = None) -> TaskRecord:
+        """A person's ``answer`` (any JSON value but null) to a waiting task: pending and
+        available at once, ``answer`` stored (the next claim's handler reads it),
+        ``task_answered`` journalled. ``attempt``, if given, is the wait being answered
+        (the waiting task's ``attempt``): an answer meant for an earlier question is then
+        refused, never taken for the answer to a later one.
+
+        Decided once: a task that is not waiting refuses an answer, except the same
+        answer to the same wait made again (its reply was lost), which returns the task
+        and writes nothing. Raises ``ConflictError`` (not waiting: answered already,
+        cancelled, or asking again under another ``attempt``), ``NotFoundError``,
+        ``ValidationError``."""
+        return self._calls.write(TaskWaits, TaskWaits.answer, task_id, answer, attempt=attempt)
+
+
+class AsyncTasksExtras:
+    _calls: AsyncCalls
+
+    async def wait(self, task_id: Id, question: Any, *, attempt: int) -> TaskRecord:
+        """As ``store.tasks.wait`` of the sync face."""
+        return await self._calls.write(
+            TaskWaits, TaskWaits.wait, task_id, question, attempt=attempt
+        )
+
+    async def answer(self, task_id: Id, answer: Any, *, attempt: int | None = None) -> TaskRecord:
+        """As ``store.tasks.answer`` of the sync face."""
+        return await self._calls.write(
+            TaskWaits, TaskWaits.answer, task_id, answer, attempt=attempt
+        )
