@@ -11,7 +11,7 @@ gives every call its own transaction begins a read-only one for ``@reads``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from sqlalchemy.engine import Connection
 
@@ -24,9 +24,19 @@ ONE_STATEMENT = "__agentstore_one_statement__"
 
 
 class Repository:
-    """Operations bound to one connection (and its database's backend)."""
+    """Operations bound to one connection (and its database's backend).
+
+    Each repository names its aggregate, the store's attribute whose face runs its
+    operations: ``class RunRepository(Repository, aggregate="runs")``. A call's span is
+    named by it (``agentstore.runs.create``, see ``agentstore.telemetry``)."""
 
     __slots__ = ("_backend", "_connection")
+
+    aggregate: ClassVar[str]
+
+    def __init_subclass__(cls, *, aggregate: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.aggregate = aggregate
 
     def __init__(self, connection: Connection, backend: Backend) -> None:
         self._connection = connection
