@@ -1,4 +1,4 @@
-"""``python -m bench [claim append listing snapshot] [--quick] [--write]``."""
+"""``python -m bench [claim append listing snapshot telemetry …] [--quick] [--write]``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ from pathlib import Path
 
 from bench import harness, machine
 
-BENCHMARKS = ("claim", "async_claim", "wakeup", "peers", "append", "listing", "snapshot")
+BENCHMARKS = (
+    "claim",
+    "async_claim",
+    "wakeup",
+    "peers",
+    "append",
+    "listing",
+    "snapshot",
+    "telemetry",
+)
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 

@@ -36,7 +36,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from agentstore import validation
-from agentstore.errors import AgentStoreError, ValidationError
+from agentstore.errors import AgentStoreError
 
 try:  # the extra agentstore[otel]
     from opentelemetry import context as otel_context
@@ -48,6 +48,8 @@ else:
     INSTALLED = True
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
     from opentelemetry.context import Context
     from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
     from opentelemetry.trace import Span
@@ -181,13 +183,18 @@ class OpenTelemetry(Telemetry):
         kwargs: Mapping[str, Any],
     ) -> Traced:
         shape = _SHAPES.get(operation) or _shape(repository, operation)
-        attributes = {DB_SYSTEM_NAME: self._system}
-        for attribute, position, name in shape.ids:
-            value = args[position] if 0 <= position < len(args) else kwargs.get(name)
-            text = _id_text(value)
-            if text is not None:
-                attributes[attribute] = text
-        return _Span(self._tracer.start_span(shape.name, attributes=attributes))
+        span = self._tracer.start_span(shape.name)
+        # Set once the span is known to record: no work for the API's no-op tracer
+        # (the sampler decides on the name alone).
+        if span.is_recording():
+            attributes = {DB_SYSTEM_NAME: self._system}
+            for attribute, position, name in shape.ids:
+                value = args[position] if 0 <= position < len(args) else kwargs.get(name)
+                text = validation.identifier_text(value)
+                if text is not None:
+                    attributes[attribute] = text
+            span.set_attributes(attributes)
+        return _Span(span)
 
     def recording(self, execution_id: uuid.UUID) -> Traced:
         attributes = {ID_ATTRIBUTES["execution_id"]: str(execution_id)}
@@ -237,9 +244,12 @@ class _Span(Traced):
 
     def __init__(self, span: Span) -> None:
         self._span = span
+        self._token: Token[Context] | None = None
 
     def __enter__(self) -> Traced:
-        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        # The API's no-op tracer's span is no one's parent: left out of the context.
+        if self._span.get_span_context().is_valid:
+            self._token = otel_context.attach(trace.set_span_in_context(self._span))
         return self
 
     def __exit__(
@@ -252,7 +262,8 @@ class _Span(Traced):
             if exc is not None:
                 self.failed(exc)
         finally:
-            otel_context.detach(self._token)
+            if self._token is not None:
+                otel_context.detach(self._token)
             self._span.end()
 
     def failed(self, cause: BaseException | None = None) -> None:
@@ -272,17 +283,6 @@ def _type_name(error: BaseException) -> str:
         if kind.__module__ == "builtins"
         else f"{kind.__module__}.{kind.__qualname__}"
     )
-
-
-def _id_text(value: object) -> str | None:
-    """An id argument as its canonical text; None for anything that is not an id (the
-    call refuses it: an attribute never carries what a caller passed in its place)."""
-    if value is None:
-        return None
-    try:
-        return str(validation.identifier(value, "id"))
-    except ValidationError:
-        return None
 
 
 # -- what a call's span is made of, found once per operation ------------------------

@@ -25,5 +25,14 @@ def test_every_benchmark_runs_at_smoke_scale(dialect: str, request: pytest.Fixtu
     ]
     drains = [line for line in rows if "drains" in line]
     assert drains and all("exactly once: 0 double claims, 0 lost" in line for line in drains)
-    for benchmark in ("claim", "async_claim", "wakeup", "peers", "append", "listing", "snapshot"):
+    for benchmark in (
+        "claim",
+        "async_claim",
+        "wakeup",
+        "peers",
+        "append",
+        "listing",
+        "snapshot",
+        "telemetry",
+    ):
         assert f"== {benchmark}" in result.stdout
