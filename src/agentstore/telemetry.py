@@ -8,7 +8,8 @@ A store emits, to the global tracer and meter providers:
   arguments name (``agentstore.run_id``, ``agentstore.task_id``,
   ``agentstore.execution_id``); never a payload, a result or any other argument. A call
   that raises ends in error with ``error.type`` (the exception's type: its message may
-  quote data);
+  quote data). A call's span begins when its runner takes it in hand: a SQLite writer's
+  wait for its face's write lock comes before;
 - a span per recorded execution, ``agentstore.executions.recording``, with a child span
   per tool call as the GenAI semantic conventions name tool execution
   (``execute_tool <tool>``);
