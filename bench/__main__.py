@@ -1,4 +1,4 @@
-"""``python -m bench [claim append listing snapshot] [--quick] [--write]``."""
+"""``python -m bench [claim append listing snapshot telemetry …] [--quick] [--write]``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ BENCHMARKS = (
     "listing",
     "snapshot",
     "retention",
+    "telemetry",
 )
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

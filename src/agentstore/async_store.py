@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import URL
 
+from agentstore import validation
 from agentstore.async_faces import AsyncFaces
 from agentstore.backends import (
     Backend,
@@ -35,6 +36,7 @@ from agentstore.boundary import AsyncSavepointPerCall, AsyncTransactionPerCall
 from agentstore.errors import UnsupportedDatabaseError
 from agentstore.schema import migrate
 from agentstore.store import require_configured
+from agentstore.telemetry import SILENT, Telemetry, telemetry_for
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -44,8 +46,10 @@ class AsyncUnit(AsyncFaces):
     """Calls that share one transaction on one ``AsyncConnection``, as ``Unit``. Calls
     from several tasks on one unit take turns."""
 
-    def __init__(self, connection: AsyncConnection, backend: Backend) -> None:
-        super().__init__(AsyncSavepointPerCall(connection, backend))
+    def __init__(
+        self, connection: AsyncConnection, backend: Backend, telemetry: Telemetry = SILENT
+    ) -> None:
+        super().__init__(AsyncSavepointPerCall(connection, backend, telemetry))
         self.connection = connection
 
 
@@ -57,10 +61,12 @@ class AsyncAgentStore(AsyncFaces):
     number of tasks of one event loop; no two tasks ever share a transaction.
     """
 
-    def __init__(self, engine: AsyncEngine, *, schema: str | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, schema: str | None = None, telemetry: bool = True
+    ) -> None:
         """Use ``engine`` (see ``AsyncAgentStore.open`` for one made from a URL). An
         engine made elsewhere gets agentstore's connection settings attached.
-        ``schema``: as ``AgentStore.open``'s."""
+        ``schema``, ``telemetry``: as ``AgentStore.open``'s."""
         sync_engine = getattr(engine, "sync_engine", None)
         if sync_engine is None:
             raise UnsupportedDatabaseError(
@@ -72,18 +78,24 @@ class AsyncAgentStore(AsyncFaces):
         self.engine = in_schema(engine, check_schema(self.backend, schema))
         #: The PostgreSQL schema of the store's tables; None: the connection's default.
         self.schema = schema_of(self.engine.sync_engine)
-        self._calls = AsyncTransactionPerCall(self.engine, self.backend)
+        #: What the store emits to OpenTelemetry, as ``AgentStore.telemetry``.
+        self.telemetry = telemetry_for(self.backend.name, validation.flag(telemetry, "telemetry"))
+        self._calls = AsyncTransactionPerCall(self.engine, self.backend, self.telemetry)
         super().__init__(self._calls)
 
     @classmethod
-    def open(cls, url: str | URL | None = None, *, schema: str | None = None) -> AsyncAgentStore:
+    def open(
+        cls, url: str | URL | None = None, *, schema: str | None = None, telemetry: bool = True
+    ) -> AsyncAgentStore:
         """The store at ``url``, else ``$AGENTSTORE_DATABASE_URL``, else
         ``sqlite:///agentstore.db``, on the asyncio driver (``sqlite://`` URLs get
         aiosqlite, ``postgresql://`` ones psycopg's async connection). Use it as
         ``async with AsyncAgentStore.open(url) as store``. Nothing is created until
-        ``migrate()``. ``schema``: as ``AgentStore.open``'s."""
+        ``migrate()``. ``schema``, ``telemetry``: as ``AgentStore.open``'s."""
         engine = create_async_engine(url)
-        return cls(engine, schema=resolve_schema(backend_for(engine.url), schema))
+        return cls(
+            engine, schema=resolve_schema(backend_for(engine.url), schema), telemetry=telemetry
+        )
 
     async def migrate(self) -> None:
         """Upgrade the database to the newest schema (Alembic runs on the sync driver, in
@@ -94,7 +106,7 @@ class AsyncAgentStore(AsyncFaces):
     async def transaction(self) -> AsyncIterator[AsyncUnit]:
         """``async with store.transaction() as tx:`` — as ``AgentStore.transaction``."""
         async with self._calls.unit() as connection:
-            yield AsyncUnit(connection, self.backend)
+            yield AsyncUnit(connection, self.backend, self.telemetry)
 
     def on(self, connection: AsyncConnection) -> AsyncUnit:
         """The repositories bound to an ``AsyncConnection`` the host opened, inside the
@@ -102,7 +114,7 @@ class AsyncAgentStore(AsyncFaces):
         from sqlalchemy.ext.asyncio import AsyncConnection
 
         require_configured(connection, AsyncConnection, self.backend, self.schema)
-        return AsyncUnit(connection, self.backend)
+        return AsyncUnit(connection, self.backend, self.telemetry)
 
     def watch_writes(self, callback: Callable[[str], object]) -> Callable[[], None]:
         """Call ``callback(operation_name)`` after each write made through the store

@@ -12,6 +12,10 @@ the transaction around the operation and translates driver errors into
   raises is undone alone, the transaction stays usable (on PostgreSQL a failed statement
   never aborts it), and the unit goes on. The unit commits everything that reported
   success, or raises.
+
+Each call is also where its span begins and ends (``agentstore.telemetry``), the same
+for every face: ``TransactionPerCall.run`` and ``in_savepoint`` are the two paths every
+call takes. A store that emits nothing takes them as if spans did not exist.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from sqlalchemy.util import greenlet_spawn
 from agentstore.backends import Backend
 from agentstore.errors import AgentStoreError, StoreUnavailableError, ValidationError
 from agentstore.operations import Repository, WriteNeeded, in_one_statement
+from agentstore.telemetry import SILENT, Telemetry
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -67,15 +72,36 @@ def translated(backend: Backend) -> Iterator[None]:
 def in_savepoint(
     connection: Connection,
     backend: Backend,
+    telemetry: Telemetry,
     repository: type[Repo],
     operation: Operation[Repo, P, T],
     args: Any,
     kwargs: Any,
 ) -> T:
     """Run one operation in a savepoint of the transaction ``connection`` is in (or
-    begins: SQLAlchemy's autobegin), so that if it raises it is undone alone."""
-    with connection.begin_nested():
-        return operation(repository(connection, backend), *args, **kwargs)
+    begins: SQLAlchemy's autobegin), so that if it raises it is undone alone; in a span
+    of its own when ``telemetry`` traces calls."""
+    if not telemetry.traces_calls:
+        return _in_savepoint(connection, backend, repository, operation, args, kwargs)
+    with telemetry.call(repository, operation, args, kwargs):
+        return _in_savepoint(connection, backend, repository, operation, args, kwargs)
+
+
+def _in_savepoint(
+    connection: Connection,
+    backend: Backend,
+    repository: type[Repo],
+    operation: Operation[Repo, P, T],
+    args: Any,
+    kwargs: Any,
+) -> T:
+    try:
+        with connection.begin_nested():
+            return operation(repository(connection, backend), *args, **kwargs)
+    except AgentStoreError:
+        raise
+    except sa.exc.SQLAlchemyError as exc:  # here, so that the span sees what is raised
+        raise backend.translate(exc) from exc
 
 
 # -- the unit guard ------------------------------------------------------------------
@@ -121,6 +147,9 @@ def refuse_beside_own_unit(key: int, name: str) -> None:
 class Calls(ABC):
     """How a sync face runs an operation (the generated faces call ``read``/``write``)."""
 
+    #: What the store emits (see ``agentstore.telemetry``).
+    telemetry: Telemetry
+
     @abstractmethod
     def read(
         self,
@@ -151,9 +180,10 @@ class TransactionPerCall(Calls):
     on it for a task it is waiting for would hang, where the database's busy timeout
     ends such a wait with an error)."""
 
-    def __init__(self, engine: Engine, backend: Backend) -> None:
+    def __init__(self, engine: Engine, backend: Backend, telemetry: Telemetry = SILENT) -> None:
         self.engine = engine
         self.backend = backend
+        self.telemetry = telemetry
         self.key = id(self)
         self._writers: AbstractContextManager[object] = (
             threading.Lock() if backend.one_writer_at_a_time else nullcontext()
@@ -201,8 +231,22 @@ class TransactionPerCall(Calls):
         kwargs: Any,
     ) -> T:
         """One operation in a transaction of its own (read-only for a read), or in
-        autocommit where it is one statement (see ``writes_in_one_statement``). A
-        failure says whether the write may have committed (``maybe_committed``)."""
+        autocommit where it is one statement (see ``writes_in_one_statement``); in a
+        span of its own when the store traces calls. A failure says whether the write
+        may have committed (``maybe_committed``)."""
+        if not self.telemetry.traces_calls:
+            return self._run(read_only, repository, operation, args, kwargs)
+        with self.telemetry.call(repository, operation, args, kwargs):
+            return self._run(read_only, repository, operation, args, kwargs)
+
+    def _run(
+        self,
+        read_only: bool,
+        repository: type[Repo],
+        operation: Operation[Repo, P, T],
+        args: Any,
+        kwargs: Any,
+    ) -> T:
         committing = False  # from here on, a lost connection leaves the outcome unknown
         try:
             with self.engine.connect() as connection:
@@ -245,9 +289,12 @@ class TransactionPerCall(Calls):
 class SavepointPerCall(Calls):
     """Each call: a savepoint on a connection someone else owns (a unit's, a host's)."""
 
-    def __init__(self, connection: Connection, backend: Backend) -> None:
+    def __init__(
+        self, connection: Connection, backend: Backend, telemetry: Telemetry = SILENT
+    ) -> None:
         self.connection = connection
         self.backend = backend
+        self.telemetry = telemetry
         self._lock = threading.Lock()  # a Connection is not for two threads at once
 
     def read(
@@ -271,7 +318,13 @@ class SavepointPerCall(Calls):
         try:
             with self._lock:
                 return in_savepoint(
-                    self.connection, self.backend, repository, operation, args, kwargs
+                    self.connection,
+                    self.backend,
+                    self.telemetry,
+                    repository,
+                    operation,
+                    args,
+                    kwargs,
                 )
         except AgentStoreError:
             raise
@@ -302,6 +355,9 @@ class AsyncCalls(ABC):
     """How an asyncio face runs an operation: the same operations as the sync faces, run
     through SQLAlchemy's greenlet bridge (a greenlet per call, or ``run_sync`` on a unit's
     ``AsyncConnection``) with the native async driver underneath."""
+
+    #: What the store emits (see ``agentstore.telemetry``).
+    telemetry: Telemetry
 
     @abstractmethod
     async def read(
@@ -334,11 +390,14 @@ class AsyncTransactionPerCall(AsyncCalls):
     awaited underneath wherever the sync code waits for the database. Writers take
     turns on an ``asyncio.Lock`` where the sync face takes a thread lock."""
 
-    def __init__(self, engine: AsyncEngine, backend: Backend) -> None:
+    def __init__(
+        self, engine: AsyncEngine, backend: Backend, telemetry: Telemetry = SILENT
+    ) -> None:
         self.engine = engine
         self.backend = backend
+        self.telemetry = telemetry
         self.key = id(self)
-        self._calls = TransactionPerCall(engine.sync_engine, backend)
+        self._calls = TransactionPerCall(engine.sync_engine, backend, telemetry)
         self.watchers: list[Callable[[str], object]] = []
         self._writers: AbstractAsyncContextManager[object] = (
             asyncio.Lock() if backend.one_writer_at_a_time else nullcontext()
@@ -393,9 +452,12 @@ class AsyncTransactionPerCall(AsyncCalls):
 class AsyncSavepointPerCall(AsyncCalls):
     """Each call: a savepoint on an ``AsyncConnection`` someone else owns."""
 
-    def __init__(self, connection: AsyncConnection, backend: Backend) -> None:
+    def __init__(
+        self, connection: AsyncConnection, backend: Backend, telemetry: Telemetry = SILENT
+    ) -> None:
         self.connection = connection
         self.backend = backend
+        self.telemetry = telemetry
         # Calls from several tasks on one unit take turns: their savepoints would nest.
         self._lock = asyncio.Lock()
 
@@ -420,7 +482,7 @@ class AsyncSavepointPerCall(AsyncCalls):
         try:
             async with self._lock:
                 return await self.connection.run_sync(
-                    in_savepoint, self.backend, repository, operation, args, kwargs
+                    in_savepoint, self.backend, self.telemetry, repository, operation, args, kwargs
                 )
         except AgentStoreError:
             raise

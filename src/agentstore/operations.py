@@ -11,7 +11,7 @@ gives every call its own transaction begins a read-only one for ``@reads``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from sqlalchemy.engine import Connection
 
@@ -33,9 +33,22 @@ class WriteNeeded(Exception):
 
 class Repository:
     """Operations bound to one connection (and its database's backend). ``read_only``:
-    the face runs this call in a read-only transaction (see ``WriteNeeded``)."""
+    the face runs this call in a read-only transaction (see ``WriteNeeded``).
+
+    Each repository names its aggregate, the store's attribute whose face runs its
+    operations: ``class RunRepository(Repository, aggregate="runs")``. A call's span is
+    named by it (``agentstore.runs.create``, see ``agentstore.telemetry``)."""
 
     __slots__ = ("_backend", "_connection", "_read_only")
+
+    aggregate: ClassVar[str]
+
+    def __init_subclass__(cls, *, aggregate: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if aggregate is not None:
+            cls.aggregate = aggregate
+        elif not hasattr(cls, "aggregate"):  # a repository's subclass keeps its aggregate
+            raise TypeError(f"{cls.__name__} must name its aggregate: aggregate='...'")
 
     def __init__(
         self, connection: Connection, backend: Backend, *, read_only: bool = False

@@ -10,6 +10,7 @@ from types import TracebackType
 
 from sqlalchemy.engine import URL, Connection, Engine
 
+from agentstore import validation
 from agentstore.backends import (
     CONFIGURED,
     Backend,
@@ -25,6 +26,7 @@ from agentstore.boundary import SavepointPerCall, TransactionPerCall, translated
 from agentstore.errors import UnsupportedDatabaseError, ValidationError
 from agentstore.faces import Faces
 from agentstore.schema import migrate
+from agentstore.telemetry import SILENT, Telemetry, telemetry_for
 
 
 class Unit(Faces):
@@ -37,8 +39,10 @@ class Unit(Faces):
     transaction.
     """
 
-    def __init__(self, connection: Connection, backend: Backend) -> None:
-        super().__init__(SavepointPerCall(connection, backend))
+    def __init__(
+        self, connection: Connection, backend: Backend, telemetry: Telemetry = SILENT
+    ) -> None:
+        super().__init__(SavepointPerCall(connection, backend, telemetry))
         self.connection = connection
 
 
@@ -50,10 +54,13 @@ class AgentStore(Faces):
     store may be shared by many threads.
     """
 
-    def __init__(self, engine: Engine, *, schema: str | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, schema: str | None = None, telemetry: bool = True
+    ) -> None:
         """Use ``engine`` (see ``AgentStore.open`` for one made from a URL). An engine made
         elsewhere gets agentstore's connection settings attached. ``schema``: the
-        PostgreSQL schema the store's tables live in (see ``open``)."""
+        PostgreSQL schema the store's tables live in; ``telemetry``: whether the store
+        emits OpenTelemetry spans and metrics (see ``open``)."""
         if not isinstance(engine, Engine):
             raise UnsupportedDatabaseError(
                 f"AgentStore takes a sync Engine, got {type(engine).__name__} "
@@ -64,20 +71,32 @@ class AgentStore(Faces):
         self.engine = in_schema(engine, check_schema(self.backend, schema))
         #: The PostgreSQL schema of the store's tables; None: the connection's default.
         self.schema = schema_of(self.engine)
-        self._calls = TransactionPerCall(self.engine, self.backend)
+        #: What the store emits to OpenTelemetry (``agentstore.telemetry``): nothing
+        #: without the extra ``agentstore[otel]``, or with ``telemetry=False``.
+        self.telemetry = telemetry_for(self.backend.name, validation.flag(telemetry, "telemetry"))
+        self._calls = TransactionPerCall(self.engine, self.backend, self.telemetry)
         super().__init__(self._calls)
 
     @classmethod
-    def open(cls, url: str | URL | None = None, *, schema: str | None = None) -> AgentStore:
+    def open(
+        cls, url: str | URL | None = None, *, schema: str | None = None, telemetry: bool = True
+    ) -> AgentStore:
         """Open the store at ``url``, else ``$AGENTSTORE_DATABASE_URL``, else
         ``sqlite:///agentstore.db``. Nothing is created until ``migrate()``.
 
         ``schema`` (else ``$AGENTSTORE_SCHEMA``): on PostgreSQL, the schema every table
         of the store lives in, created by ``migrate()`` if absent; every statement names
         it, so nothing depends on ``search_path``. Stores in two schemas of one database
-        are independent. SQLite has no schemas: it ignores one, with a warning."""
+        are independent. SQLite has no schemas: it ignores one, with a warning.
+
+        ``telemetry``: with OpenTelemetry's API installed (``agentstore[otel]``), the
+        store emits a span per call and the worker's metrics to the global providers
+        (see ``agentstore.telemetry``); False, it emits nothing. Raises
+        ``ValidationError``, ``UnsupportedDatabaseError``."""
         engine = create_engine(url)
-        return cls(engine, schema=resolve_schema(backend_for(engine.url), schema))
+        return cls(
+            engine, schema=resolve_schema(backend_for(engine.url), schema), telemetry=telemetry
+        )
 
     def migrate(self) -> None:
         """Upgrade the database to the newest schema, on the right tree for its dialect."""
@@ -93,7 +112,7 @@ class AgentStore(Faces):
         would wait for the first's locks).
         """
         with self._calls.unit() as connection:
-            yield Unit(connection, self.backend)
+            yield Unit(connection, self.backend, self.telemetry)
 
     def on(self, connection: Connection) -> Unit:
         """The repositories bound to a connection the host opened, inside the host's
@@ -102,7 +121,7 @@ class AgentStore(Faces):
         rolls back, and none are. The connection must come from an engine agentstore
         configured: ``store.engine``, the only one that names the store's schema."""
         require_configured(connection, Connection, self.backend, self.schema)
-        return Unit(connection, self.backend)
+        return Unit(connection, self.backend, self.telemetry)
 
     def watch_writes(self, callback: Callable[[str], object]) -> Callable[[], None]:
         """Call ``callback(operation_name)`` after each write made through the store

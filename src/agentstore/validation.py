@@ -58,6 +58,16 @@ def identifier(value: Any, name: str) -> uuid.UUID:
     raise ValidationError(f"{name} must be a UUID or its canonical string form, got {shown}")
 
 
+def identifier_text(value: Any) -> str | None:
+    """``value``'s canonical text if it is an id (as ``identifier`` takes it), else None
+    (never raises: for telemetry, which names ids and nothing else)."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
+        return value.lower()
+    return None
+
+
 def optional_identifier(value: Any, name: str) -> uuid.UUID | None:
     return None if value is None else identifier(value, name)
 

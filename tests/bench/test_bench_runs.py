@@ -34,5 +34,6 @@ def test_every_benchmark_runs_at_smoke_scale(dialect: str, request: pytest.Fixtu
         "listing",
         "snapshot",
         "retention",
+        "telemetry",
     ):
         assert f"== {benchmark}" in result.stdout

@@ -87,7 +87,9 @@ class ExecutionsExtras:
         faults never break the block; they are logged and counted on the recorder.
         Raises ``ValidationError`` inside a unit (see ``_own_transactions``)."""
         _own_transactions(self._calls)
-        with Recorder(cast("Executions", self), scope_id, code, trigger) as recorder:
+        with Recorder(
+            cast("Executions", self), scope_id, code, trigger, self._calls.telemetry
+        ) as recorder:
             yield recorder
 
 
@@ -146,7 +148,7 @@ class AsyncExecutionsExtras:
         store.executions.recording(scope, code) as rec`` (see ``AsyncRecorder``)."""
         _own_transactions(self._calls)
         async with AsyncRecorder(
-            cast("AsyncExecutions", self), scope_id, code, trigger
+            cast("AsyncExecutions", self), scope_id, code, trigger, self._calls.telemetry
         ) as recorder:
             yield recorder
 

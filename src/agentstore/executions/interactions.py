@@ -210,7 +210,7 @@ def _fail_executions(connection: Connection, question_ids: list[uuid.UUID]) -> N
     )
 
 
-class PendingInteractions(Repository):
+class PendingInteractions(Repository, aggregate="executions"):
     """The batches of ``store.executions.expire_interactions``, and the inbox."""
 
     __slots__ = ()

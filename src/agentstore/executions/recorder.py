@@ -15,6 +15,9 @@ form (``{"not_json": repr(value), "type": "module.Class"}``, counted as a fault)
 execution and its tool calls end in a terminal status. It names the execution and each
 tool call itself, so a call the database did not answer is tried again (twice, shortly)
 without risk of a duplicate.
+
+With OpenTelemetry (``agentstore.telemetry``) the execution is a span, current while
+the block runs, and each tool call a child span of it (``execute_tool <tool>``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentstore.errors import StoreUnavailableError, ValidationError
 from agentstore.statuses import ExecutionStatus, OnExpiry, ToolCallStatus
+from agentstore.telemetry import NOTHING, SILENT, Telemetry, Traced
 from agentstore.types import SerializedJSON, dumps_json, uuid7
 
 if TYPE_CHECKING:
@@ -57,7 +61,9 @@ def _worth_retrying(action: str, exc: Exception) -> bool:
 class _Recording:
     """What a recorder keeps, whichever face it records through."""
 
-    def __init__(self, scope_id: str, code: str, trigger: Trigger) -> None:
+    def __init__(
+        self, scope_id: str, code: str, trigger: Trigger, telemetry: Telemetry = SILENT
+    ) -> None:
         self.scope_id = scope_id
         self._code = code
         self._trigger = trigger
@@ -68,6 +74,8 @@ class _Recording:
         self._logs: list[str] = []
         self._result: Any = None
         self._error: str | None = None
+        self._telemetry = telemetry
+        self._span: Traced = NOTHING
 
     def log(self, line: str) -> None:
         """Keep a log line; the lines are stored when the execution ends."""
@@ -93,6 +101,17 @@ class _Recording:
             "logs": self._logs,
         }
 
+    def _begin_span(self) -> None:
+        """Begin the execution's span: current until ``_end_span``, so that the store's
+        calls and the tool calls of the recording are its children."""
+        self._span = self._telemetry.recording(self._id)
+        self._span.__enter__()
+
+    def _end_span(self, ending: dict[str, Any], exc: BaseException | None) -> None:
+        if ending["status"] is ExecutionStatus.FAILED:
+            self._span.failed(exc)
+        self._span.__exit__(None, None, None)
+
     def _storable(self, value: Any, what: str) -> Any:
         """``value`` as JSON text (serialised once: the store takes it as it is), else its
         faithful text form (a fault, counted)."""
@@ -116,11 +135,19 @@ class _Recording:
 class Recorder(_Recording):
     """Records one execution through a sync face; see the module docstring."""
 
-    def __init__(self, executions: Executions, scope_id: str, code: str, trigger: Trigger) -> None:
-        super().__init__(scope_id, code, trigger)
+    def __init__(
+        self,
+        executions: Executions,
+        scope_id: str,
+        code: str,
+        trigger: Trigger,
+        telemetry: Telemetry = SILENT,
+    ) -> None:
+        super().__init__(scope_id, code, trigger, telemetry)
         self._executions = executions
 
     def __enter__(self) -> Recorder:
+        self._begin_span()
         created = self._store(
             "create",
             lambda: self._executions.create(
@@ -142,13 +169,18 @@ class Recorder(_Recording):
             self._store(
                 "finish", lambda: self._executions.finish(self.scope_id, execution_id, **ending)
             )
+        self._end_span(ending, exc)
 
     def tool(self, tool_path: str, args: Any, call: Callable[[Any], T]) -> T:
         """Run ``call(args)`` as the tool call ``tool_path``, recording it running, then
         completed with its result or failed with its error (re-raised), with duration."""
+        call_id = uuid7()  # named here, so that recording it again is safe
+        with self._telemetry.tool(tool_path, call_id):
+            return self._tool(tool_path, args, call, call_id)
+
+    def _tool(self, tool_path: str, args: Any, call: Callable[[Any], T], call_id: uuid.UUID) -> T:
         execution_id = self.execution_id
         started = None
-        call_id = uuid7()  # named here, so that recording it again is safe
         if execution_id is not None:
             started = self._store(
                 "record_tool_call",
@@ -232,12 +264,18 @@ class AsyncRecorder(_Recording):
     """Records one execution through the asyncio face; see the module docstring."""
 
     def __init__(
-        self, executions: AsyncExecutions, scope_id: str, code: str, trigger: Trigger
+        self,
+        executions: AsyncExecutions,
+        scope_id: str,
+        code: str,
+        trigger: Trigger,
+        telemetry: Telemetry = SILENT,
     ) -> None:
-        super().__init__(scope_id, code, trigger)
+        super().__init__(scope_id, code, trigger, telemetry)
         self._executions = executions
 
     async def __aenter__(self) -> AsyncRecorder:
+        self._begin_span()
         created = await self._store(
             "create",
             lambda: self._executions.create(
@@ -259,13 +297,20 @@ class AsyncRecorder(_Recording):
             await self._store(
                 "finish", lambda: self._executions.finish(self.scope_id, execution_id, **ending)
             )
+        self._end_span(ending, exc)
 
     async def tool(self, tool_path: str, args: Any, call: Callable[[Any], T | Awaitable[T]]) -> T:
         """Run ``call(args)`` (a function or a coroutine function) as the tool call
         ``tool_path``, recording it as ``Recorder.tool`` does."""
+        call_id = uuid7()  # named here, so that recording it again is safe
+        with self._telemetry.tool(tool_path, call_id):
+            return await self._tool(tool_path, args, call, call_id)
+
+    async def _tool(
+        self, tool_path: str, args: Any, call: Callable[[Any], T | Awaitable[T]], call_id: uuid.UUID
+    ) -> T:
         execution_id = self.execution_id
         started = None
-        call_id = uuid7()  # named here, so that recording it again is safe
         if execution_id is not None:
             started = await self._store(
                 "record_tool_call",

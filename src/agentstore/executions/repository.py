@@ -121,7 +121,7 @@ def _old(older_than: datetime | timedelta, scope_id: str | None) -> list[Any]:
     return old
 
 
-class ExecutionRepository(Repository):
+class ExecutionRepository(Repository, aggregate="executions"):
     """``store.executions``: the history of executions of agent code, per tenant scope."""
 
     __slots__ = ()

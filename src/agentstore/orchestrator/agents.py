@@ -37,7 +37,7 @@ class AgentStateRecord:
         return from_row(cls, row._mapping)
 
 
-class AgentRepository(Repository):
+class AgentRepository(Repository, aggregate="agents"):
     """``store.agents``: each role's state in a run."""
 
     __slots__ = ()

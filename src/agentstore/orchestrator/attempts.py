@@ -39,7 +39,7 @@ class AttemptRecord:
         return from_row(cls, row._mapping, status=AttemptStatus(row.status))
 
 
-class AttemptRepository(Repository):
+class AttemptRepository(Repository, aggregate="attempts"):
     """``store.attempts``: how each attempt at a task ended."""
 
     __slots__ = ()

@@ -95,7 +95,7 @@ def _checked(event: NewEvent) -> dict[str, Any]:
     }
 
 
-class EventRepository(Repository):
+class EventRepository(Repository, aggregate="events"):
     """``store.events``: a run's journal."""
 
     __slots__ = ()

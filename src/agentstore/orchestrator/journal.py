@@ -67,7 +67,7 @@ def _json(value: Any, name: str) -> Any:
     return validation.json_value({} if value is None else value, name)
 
 
-class ArtifactRepository(Repository):
+class ArtifactRepository(Repository, aggregate="artifacts"):
     """``store.artifacts``."""
 
     columns = tuple(Artifact.__table__.c)
@@ -111,7 +111,7 @@ class ArtifactRepository(Repository):
         return [ArtifactRecord.from_row(row) for row in rows]
 
 
-class ApprovalRepository(Repository):
+class ApprovalRepository(Repository, aggregate="approvals"):
     """``store.approvals``."""
 
     columns = tuple(Approval.__table__.c)
@@ -160,7 +160,7 @@ class ApprovalRepository(Repository):
         return None if row is None else ApprovalRecord.from_row(row)
 
 
-class CheckpointRepository(Repository):
+class CheckpointRepository(Repository, aggregate="checkpoints"):
     """``store.checkpoints``."""
 
     columns = tuple(Checkpoint.__table__.c)

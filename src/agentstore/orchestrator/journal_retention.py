@@ -78,7 +78,7 @@ class Prune:
         )
 
 
-class JournalRetention(Repository):
+class JournalRetention(Repository, aggregate="journal"):
     """The batches of ``store.events.prune`` and ``store.checkpoints.prune``."""
 
     __slots__ = ()

@@ -74,7 +74,7 @@ def _finished(cutoff: datetime, statuses: list[str]) -> list[Any]:
     return [Run.status.in_(statuses), Run.updated_at < cutoff]
 
 
-class RunRetention(Repository):
+class RunRetention(Repository, aggregate="runs"):
     """The batches of ``store.runs.sweep``."""
 
     __slots__ = ()

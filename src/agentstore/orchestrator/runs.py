@@ -58,7 +58,7 @@ class RunPage:
     next_cursor: str | None
 
 
-class RunRepository(Repository):
+class RunRepository(Repository, aggregate="runs"):
     """``store.runs``: orchestrator runs, each with everything under it."""
 
     __slots__ = ()

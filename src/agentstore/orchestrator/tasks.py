@@ -87,7 +87,7 @@ class Handoff:
     claimed: builtins.list[TaskRecord]
 
 
-class TaskRepository(Repository):
+class TaskRepository(Repository, aggregate="tasks"):
     """``store.tasks``: the plan of each run and the claims workers hold on it."""
 
     __slots__ = ()

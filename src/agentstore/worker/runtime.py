@@ -4,19 +4,24 @@ each attempt ended.
 One runtime for both faces. Its loop is asyncio: with an ``AsyncAgentStore`` it awaits
 the store; with an ``AgentStore`` each store call runs in a small thread pool of its own
 (so that a busy handler never delays a heartbeat). Async handlers run as tasks, sync
-handlers in a thread pool of ``concurrency`` threads.
+handlers in a thread pool of ``concurrency`` threads. A thread runs a call or a handler in
+a copy of the context of the task that handed it over (as ``asyncio.to_thread`` does), so
+that the spans of a worked task (``agentstore.telemetry``) are its span's children
+whichever face and handler.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import logging
 import os
 import random
 import signal
 import socket
+import time
 import traceback
 import uuid
 from collections import OrderedDict
@@ -156,6 +161,7 @@ class Worker:
         self.grace = validation.delay(grace, "grace").total_seconds()
         self.listen = validation.flag(listen, "listen")
         self._counters = WorkerCounters()
+        self._telemetry = store.telemetry
         self._stopping: asyncio.Event | None = None
         self._slot_freed: asyncio.Event | None = None  # a running task ended, or stop
         self._stop_requested = False
@@ -250,7 +256,7 @@ class Worker:
             try:
                 if self._refind:  # a claim may have committed unseen: take what it got
                     self._adopt(await self._call("held_by", self.name, run_id=self.run_id))
-                claimed: list[TaskRecord] = await self._call(
+                claimed: list[TaskRecord] = await self._claim(
                     "claim_next",
                     self.name,
                     run_id=self.run_id,
@@ -287,7 +293,7 @@ class Worker:
 
     def _start(self, claimed: list[TaskRecord], running: dict[asyncio.Task[None], _Work]) -> None:
         claimed = [task for task in claimed if (task.id, task.attempt) not in self._started]
-        self._counters.claimed += len(claimed)
+        self._count("claimed", len(claimed))
         for task in claimed:
             self._started[task.id, task.attempt] = None
             if len(self._started) > STARTED_REMEMBERED:
@@ -312,7 +318,12 @@ class Worker:
         self._slot_freed.set()
 
     async def _work(self, work: _Work) -> None:
-        """One claimed task, from its handler's start to the write of how it ended."""
+        """One claimed task, from its handler's start to the write of how it ended, in
+        its span."""
+        with self._telemetry.task(work.task, self.name):
+            await self._work_on(work)
+
+    async def _work_on(self, work: _Work) -> None:
         task = work.task
         self._beat_later(work)
         handler = self._start_handler(work.context)
@@ -328,10 +339,10 @@ class Worker:
         try:
             value = handler.result()
         except Retry as retry:
-            await self._fail(task, retry.reason, retry.after)
+            await self._fail(task, retry.reason, retry.after, retry)
         except Block as block:
             if await self._write("block", task, block.reason, block.signature):
-                self._counters.blocked += 1
+                self._count("blocked", cause=block)
         except Wait as wait:
             await self._wait(task, wait.question)
         except Exception as exc:  # a handler's failure is the attempt's
@@ -343,7 +354,7 @@ class Worker:
                 exc,
                 extra=self._about(task),
             )
-            await self._fail(task, text, None)
+            await self._fail(task, text, None, exc)
         else:
             await self._complete(task, value)
 
@@ -385,34 +396,36 @@ class Worker:
 
     async def _settle_stopped(self, task: TaskRecord, why: str) -> None:
         if why == LOST:
-            self._counters.lost_leases += 1
+            self._count("lost_leases")
             log.warning("task %s: lease lost; result discarded", task.id, extra=self._about(task))
         elif why == CANCELLED:
             if await self._write("abandon", task, "cancelled while running"):
-                self._counters.cancelled += 1
+                self._count("cancelled")
         elif await self._write("release", task, "the worker shut down"):
-            self._counters.handed_back += 1
+            self._count("handed_back")
 
-    async def _fail(self, task: TaskRecord, error: str, after: timedelta | None) -> None:
+    async def _fail(
+        self, task: TaskRecord, error: str, after: timedelta | None, cause: BaseException
+    ) -> None:
         if after is None and self.backoff is not None:
             after = self.backoff.delay(task.attempt - task.waits)  # waits are not failures
-        self._counters.failed += 1
+        self._count("failed", cause=cause)
         ended = await self._write("fail", task, error, retry_in=after)
         if ended is not None and ended.status is TaskStatus.PENDING:
-            self._counters.retried += 1
+            self._count("retried")
         elif ended is not None and ended.status is TaskStatus.BLOCKED:
-            self._counters.blocked += 1
+            self._count("blocked")
 
     async def _wait(self, task: TaskRecord, question: Any) -> None:
         try:
             asked = await self._write("wait", task, question)
         except ValidationError as exc:  # a question that is not JSON
-            await self._fail(task, f"the handler's question was refused: {exc}", None)
+            await self._fail(task, f"the handler's question was refused: {exc}", None, exc)
             return
         if asked is not None and asked.status is TaskStatus.WAITING:
-            self._counters.waiting += 1
+            self._count("waiting")
         elif asked is not None and asked.status is TaskStatus.ABANDONED:  # cancelled meanwhile
-            self._counters.cancelled += 1
+            self._count("cancelled")
 
     async def _complete(self, task: TaskRecord, value: Any) -> None:
         """Complete the task and, unless stopping, claim the next one in the same call
@@ -424,9 +437,9 @@ class Worker:
             if self._stopping.is_set():
                 done = await self._write("complete", task, summary, result=result)
                 if done is not None:
-                    self._counters.completed += 1
+                    self._count("completed")
                 return
-            handoff = await self._call(
+            handoff = await self._claim(
                 "complete_and_claim",
                 task.id,
                 summary,
@@ -437,22 +450,22 @@ class Worker:
                 result=result,
             )
         except ValidationError as exc:  # a result that is not JSON
-            await self._fail(task, f"the handler's result was refused: {exc}", None)
+            await self._fail(task, f"the handler's result was refused: {exc}", None, exc)
             return
         except StoreUnavailableError as exc:  # complete alone, retrying (a retry is safe)
             self._refind = self._refind or exc.maybe_committed  # its claim may have gone in
             done = await self._write("complete", task, summary, result=result, failed=exc)
             if done is not None:
-                self._counters.completed += 1
+                self._count("completed")
             return
         except AgentStoreError as exc:  # the lease will run out and the task be rescued
             log.error("task %s: could not complete: %s", task.id, exc, extra=self._about(task))
             return
         if handoff.completed is None:
-            self._counters.lost_leases += 1
+            self._count("lost_leases")
             log.warning("task %s: claim lost; result discarded", task.id, extra=self._about(task))
         else:
-            self._counters.completed += 1
+            self._count("completed")
         self._start(handoff.claimed, self._running)
 
     async def _write(
@@ -492,7 +505,7 @@ class Worker:
                 )
                 return ended
             except StaleClaimError:
-                self._counters.lost_leases += 1
+                self._count("lost_leases")
                 log.warning(
                     "task %s: claim lost before %s; result discarded",
                     task.id,
@@ -553,14 +566,28 @@ class Worker:
         """The fields of a log record about ``task`` (for structured log handlers)."""
         return {"worker": self.name, "task_id": str(task.id), "attempt": task.attempt}
 
+    def _count(self, outcome: str, count: int = 1, cause: BaseException | None = None) -> None:
+        """Count ``outcome`` (a ``WorkerCounters`` field), and tell the telemetry (its
+        metrics; the span of the task, whose attempt ended so, by ``cause`` if one)."""
+        setattr(self._counters, outcome, getattr(self._counters, outcome) + count)
+        self._telemetry.counted(outcome, count, cause)
+
+    async def _claim(self, operation: str, *args: Any, **kwargs: Any) -> Any:
+        """``_call``, for an operation that claims: its duration is the claim's."""
+        started = time.perf_counter()
+        result = await self._call(operation, *args, **kwargs)
+        self._telemetry.claimed_in(operation, time.perf_counter() - started)
+        return result
+
     async def _call(self, operation: str, *args: Any, **kwargs: Any) -> Any:
         """``store.tasks.<operation>(...)`` on either face."""
         method = getattr(self.store.tasks, operation)
         if self._store_threads is None:
             return await method(*args, **kwargs)
         assert self._loop is not None
+        in_context = contextvars.copy_context().run
         return await self._loop.run_in_executor(
-            self._store_threads, partial(method, *args, **kwargs)
+            self._store_threads, partial(in_context, method, *args, **kwargs)
         )
 
     def _start_handler(self, context: TaskContext) -> asyncio.Future[Any]:
@@ -568,7 +595,10 @@ class Worker:
             started = asyncio.ensure_future(self.handler(context))
         else:
             assert self._loop is not None
-            started = self._loop.run_in_executor(self._handler_threads, self.handler, context)
+            in_context = contextvars.copy_context().run
+            started = self._loop.run_in_executor(
+                self._handler_threads, in_context, self.handler, context
+            )
         # A handler stopped early may still raise; its outcome is discarded, not logged.
         started.add_done_callback(lambda done: done.cancelled() or done.exception())
         return started  # type: ignore[no-any-return]
