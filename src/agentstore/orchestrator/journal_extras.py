@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from agentstore.orchestrator.journal_retention import (
     CHECKPOINTS,
     EVENTS,
+    CheckpointRetention,
     Journal,
     JournalRetention,
     Prune,
@@ -21,23 +22,28 @@ from agentstore.validation import Id
 if TYPE_CHECKING:
     from agentstore.boundary import AsyncCalls, Calls
 
+#: The repository a journal's prune runs as (named for its face's aggregate).
+Retention = type[JournalRetention]
 
-def _run(calls: Calls, steps: Generator[Step, Any, int]) -> int:
+
+def _run(calls: Calls, retention: Retention, steps: Generator[Step, Any, int]) -> int:
     result: Any = None
     try:
         while True:
             access, operation, arguments = steps.send(result)
-            result = getattr(calls, access)(JournalRetention, operation, *arguments)
+            result = getattr(calls, access)(retention, operation, *arguments)
     except StopIteration as done:
         return int(done.value)
 
 
-async def _run_async(calls: AsyncCalls, steps: Generator[Step, Any, int]) -> int:
+async def _run_async(
+    calls: AsyncCalls, retention: Retention, steps: Generator[Step, Any, int]
+) -> int:
     result: Any = None
     try:
         while True:
             access, operation, arguments = steps.send(result)
-            result = await getattr(calls, access)(JournalRetention, operation, *arguments)
+            result = await getattr(calls, access)(retention, operation, *arguments)
     except StopIteration as done:
         return int(done.value)
 
@@ -45,6 +51,7 @@ async def _run_async(calls: AsyncCalls, steps: Generator[Step, Any, int]) -> int
 class _Pruned:
     _calls: Calls
     _journal: Journal
+    _retention: Retention
 
     def prune(
         self,
@@ -61,7 +68,7 @@ class _Pruned:
         oldest one kept; an event's idempotency key goes with it. Raises
         ``ValidationError``."""
         prune = Prune.checked(self._journal, run_id, keep_latest, older_than, batch_size)
-        return _run(self._calls, pruning(prune))
+        return _run(self._calls, self._retention, pruning(prune))
 
     def prunable(
         self,
@@ -72,12 +79,13 @@ class _Pruned:
     ) -> int:
         """How many rows ``prune`` with the same arguments would delete now."""
         prune = Prune.checked(self._journal, run_id, keep_latest, older_than, 1)
-        return int(self._calls.read(JournalRetention, JournalRetention.prunable, prune))
+        return int(self._calls.read(self._retention, JournalRetention.prunable, prune))
 
 
 class _AsyncPruned:
     _calls: AsyncCalls
     _journal: Journal
+    _retention: Retention
 
     async def prune(
         self,
@@ -89,7 +97,7 @@ class _AsyncPruned:
     ) -> int:
         """As ``prune`` of the sync face."""
         prune = Prune.checked(self._journal, run_id, keep_latest, older_than, batch_size)
-        return await _run_async(self._calls, pruning(prune))
+        return await _run_async(self._calls, self._retention, pruning(prune))
 
     async def prunable(
         self,
@@ -100,20 +108,20 @@ class _AsyncPruned:
     ) -> int:
         """As ``prunable`` of the sync face."""
         prune = Prune.checked(self._journal, run_id, keep_latest, older_than, 1)
-        return int(await self._calls.read(JournalRetention, JournalRetention.prunable, prune))
+        return int(await self._calls.read(self._retention, JournalRetention.prunable, prune))
 
 
 class EventsExtras(_Pruned):
-    _journal = EVENTS
+    _journal, _retention = EVENTS, JournalRetention
 
 
 class AsyncEventsExtras(_AsyncPruned):
-    _journal = EVENTS
+    _journal, _retention = EVENTS, JournalRetention
 
 
 class CheckpointsExtras(_Pruned):
-    _journal = CHECKPOINTS
+    _journal, _retention = CHECKPOINTS, CheckpointRetention
 
 
 class AsyncCheckpointsExtras(_AsyncPruned):
-    _journal = CHECKPOINTS
+    _journal, _retention = CHECKPOINTS, CheckpointRetention

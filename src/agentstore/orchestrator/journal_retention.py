@@ -78,8 +78,9 @@ class Prune:
         )
 
 
-class JournalRetention(Repository, aggregate="journal"):
-    """The batches of ``store.events.prune`` and ``store.checkpoints.prune``."""
+class JournalRetention(Repository, aggregate="events"):
+    """The batches of ``store.events.prune`` (and, as ``CheckpointRetention``, of
+    ``store.checkpoints.prune``)."""
 
     __slots__ = ()
 
@@ -160,6 +161,12 @@ class JournalRetention(Repository, aggregate="journal"):
             kept.append(ranked.c.age < prune.cutoff)
         count = sa.select(sa.func.count()).select_from(ranked).where(*kept)
         return int(self._connection.execute(count).scalar_one())
+
+
+class CheckpointRetention(JournalRetention, aggregate="checkpoints"):
+    """``JournalRetention`` under the checkpoints' name (its calls' spans say so)."""
+
+    __slots__ = ()
 
 
 def _older(journal: Journal, cutoff: datetime | None, run_id: UUID | None) -> list[Any]:
