@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from bench.__main__ import BENCHMARKS
 from tests.cli.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -25,15 +26,5 @@ def test_every_benchmark_runs_at_smoke_scale(dialect: str, request: pytest.Fixtu
     ]
     drains = [line for line in rows if "drains" in line]
     assert drains and all("exactly once: 0 double claims, 0 lost" in line for line in drains)
-    for benchmark in (
-        "claim",
-        "async_claim",
-        "wakeup",
-        "peers",
-        "append",
-        "listing",
-        "snapshot",
-        "retention",
-        "telemetry",
-    ):
+    for benchmark in BENCHMARKS:
         assert f"== {benchmark}" in result.stdout
