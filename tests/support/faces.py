@@ -52,6 +52,9 @@ class _BlockingRecorder:
     def ask(self, *args: Any, **kwargs: Any) -> Any:
         return self._runner.run(self._recorder.ask(*args, **kwargs))
 
+    def flush(self) -> None:
+        self._runner.run(self._recorder.flush())
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._recorder, name)  # log, result, error, faults, execution_id…
 

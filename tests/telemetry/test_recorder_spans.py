@@ -4,19 +4,23 @@ Both faces, both dialects."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from opentelemetry.trace import StatusCode
 
 from agentstore import AgentStore
+from tests.support.waiting import wait_until
 from tests.telemetry.conftest import Spans
 
 SECRET = "s3cr3t-tool-data"
+AN_HOUR = timedelta(hours=1)  # no background save: the block's end saves it all
 
 
 def test_an_execution_with_two_tool_calls_is_a_tree_of_spans(
     store: AgentStore, spans: Spans
 ) -> None:
-    with store.executions.recording("scope", "code") as rec:
+    with store.executions.recording("scope", "code", flush_after=AN_HOUR) as rec:
         rec.tool("github.issues.list", {"q": SECRET}, lambda args: [SECRET])
         rec.tool("slack.post", {"text": SECRET}, lambda args: SECRET)
         rec.result(SECRET)
@@ -35,12 +39,9 @@ def test_an_execution_with_two_tool_calls_is_a_tree_of_spans(
             "gen_ai.tool.name": call.tool_path,
             "gen_ai.tool.call.id": str(call.id),
         }
-        assert [c.name for c in spans.children_of(tool)] == [
-            "agentstore.executions.record_tool_call",
-            "agentstore.executions.finish_tool_call",
-        ]
+        assert spans.children_of(tool) == []  # the recorder saves later, not in the call
     own_calls = [s.name for s in spans.children_of(execution) if s not in tools]
-    assert own_calls == ["agentstore.executions.create", "agentstore.executions.finish"]
+    assert own_calls == ["agentstore.executions.save"]  # one save, as the block ends
     trace_ids = {s.context.trace_id for s in [execution, *tools, *spans.children_of(tools[0])]}
     assert trace_ids == {execution.context.trace_id}
     assert not [
@@ -74,3 +75,15 @@ def test_an_execution_ended_by_its_own_account_is_an_error(store: AgentStore, sp
     assert execution.status.status_code is StatusCode.ERROR
     assert execution.attributes["error.type"] == "_OTHER"
     assert spans.one("execute_tool a.tool").status.status_code is StatusCode.UNSET
+
+
+def test_a_background_save_is_a_child_of_its_execution(store: AgentStore, spans: Spans) -> None:
+    """Saved by the background thread (or the event loop's timer) while the block still
+    runs: that save's span is the execution's child all the same."""
+    with store.executions.recording("scope", "code", flush_after=timedelta(0)) as rec:
+        rec.tool("a.tool", None, lambda args: None)
+        assert rec.execution_id is not None
+        wait_until(lambda: store.executions.list_tool_calls("scope", rec.execution_id))
+        during = spans.named("agentstore.executions.save")
+    execution = spans.one("agentstore.executions.recording")
+    assert during and all(spans.parent_of(save) == execution for save in during)

@@ -13,7 +13,7 @@ from agentstore import validation
 from agentstore.boundary import AsyncTransactionPerCall, TransactionPerCall
 from agentstore.errors import ValidationError
 from agentstore.executions.interactions import PendingInteractions
-from agentstore.executions.recorder import AsyncRecorder, Recorder
+from agentstore.executions.recorder import FLUSH_AFTER, AsyncRecorder, Recorder
 from agentstore.executions.records import InboxPage
 from agentstore.executions.repository import ExecutionRepository, Trigger
 
@@ -82,13 +82,22 @@ class ExecutionsExtras:
         return page
 
     @contextmanager
-    def recording(self, scope_id: str, code: str, *, trigger: Trigger = None) -> Iterator[Recorder]:
-        """Record one execution around a block of host code (see ``Recorder``). Storage
-        faults never break the block; they are logged and counted on the recorder.
-        Raises ``ValidationError`` inside a unit (see ``_own_transactions``)."""
+    def recording(
+        self,
+        scope_id: str,
+        code: str,
+        *,
+        trigger: Trigger = None,
+        flush_after: timedelta = FLUSH_AFTER,
+    ) -> Iterator[Recorder]:
+        """Record one execution around a block of host code (see ``Recorder``): saved
+        in the background ``flush_after`` after each change, and wholly before this
+        returns. Storage faults never break the block; they are logged and counted on
+        the recorder. Raises ``ValidationError`` inside a unit (see
+        ``_own_transactions``), or for a negative ``flush_after``."""
         _own_transactions(self._calls)
         with Recorder(
-            cast("Executions", self), scope_id, code, trigger, self._calls.telemetry
+            cast("Executions", self), self._calls, scope_id, code, trigger, flush_after
         ) as recorder:
             yield recorder
 
@@ -142,13 +151,19 @@ class AsyncExecutionsExtras:
 
     @asynccontextmanager
     async def recording(
-        self, scope_id: str, code: str, *, trigger: Trigger = None
+        self,
+        scope_id: str,
+        code: str,
+        *,
+        trigger: Trigger = None,
+        flush_after: timedelta = FLUSH_AFTER,
     ) -> AsyncIterator[AsyncRecorder]:
         """Record one execution around a block of host code: ``async with
-        store.executions.recording(scope, code) as rec`` (see ``AsyncRecorder``)."""
+        store.executions.recording(scope, code) as rec`` (see ``AsyncRecorder``, and
+        the sync face's ``recording``)."""
         _own_transactions(self._calls)
         async with AsyncRecorder(
-            cast("AsyncExecutions", self), scope_id, code, trigger, self._calls.telemetry
+            cast("AsyncExecutions", self), self._calls, scope_id, code, trigger, flush_after
         ) as recorder:
             yield recorder
 

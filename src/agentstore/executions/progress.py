@@ -1,0 +1,212 @@
+"""What a recorder writes: an execution and its tool calls as they stand, saved in one
+transaction per flush rather than one per step (see ``executions.recorder``).
+
+A save repeats safely: the recorder names the execution and every tool call, the
+execution is inserted only if absent, a tool call is inserted or brought forward (a
+call that has ended is never set running again), and an execution already ended the
+same way is left as it is. So a flush whose reply was lost is simply made again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from agentstore import validation
+from agentstore.backends import Backend
+from agentstore.errors import InvalidTransitionError, NotFoundError
+from agentstore.models import Execution, ExecutionToolCall, core_table
+from agentstore.models.base import utcnow
+from agentstore.operations import Repository, writes
+from agentstore.statuses import TERMINAL_EXECUTION_STATUSES, ExecutionStatus, ToolCallStatus
+
+_EXECUTIONS = core_table(Execution)
+_TOOL_CALLS = core_table(ExecutionToolCall)
+_OPEN = [status.value for status in ExecutionStatus if status not in TERMINAL_EXECUTION_STATUSES]
+#: What a later save of a tool call may change.
+_CALL_PROGRESS = ("status", "result", "error_text", "completed_at", "duration_ms")
+
+
+def milliseconds(start: datetime, end: datetime) -> int:
+    return max(0, round((end - start).total_seconds() * 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class CallState:
+    """A tool call as the recorder last saw it: running, or ended. Made by ``started``
+    (which checks what the caller gave) and ``ended``."""
+
+    id: UUID
+    tool_path: str
+    namespace: str
+    args: Any  # checked JSON
+    started_at: datetime
+    status: str = ToolCallStatus.RUNNING.value
+    result: Any = None
+    error_text: str | None = None
+    completed_at: datetime | None = None
+    duration_ms: int | None = None
+
+    @classmethod
+    def started(cls, id: UUID, tool_path: str, args: Any) -> CallState:
+        """A call starting now. Raises ``ValidationError`` (a path too long, args that
+        are not JSON)."""
+        path = validation.text(tool_path, ExecutionToolCall.tool_path)
+        namespace = validation.text(path.split(".", 1)[0], ExecutionToolCall.namespace)
+        return cls(id, path, namespace, validation.json_value(args, "args"), utcnow())
+
+    def ended(
+        self, status: ToolCallStatus, *, result: Any = None, error_text: str | None = None
+    ) -> CallState:
+        """The call ending now. Raises ``ValidationError`` (a result that is not JSON)."""
+        end = utcnow()
+        return dataclasses.replace(
+            self,
+            status=status.value,
+            result=validation.json_value(result, "result"),
+            error_text=validation.optional_text(error_text, ExecutionToolCall.error_text),
+            completed_at=end,
+            duration_ms=milliseconds(self.started_at, end),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How a recorded execution ended (checked by ``Ending.of``)."""
+
+    status: ExecutionStatus
+    result: Any
+    error_text: str | None
+    logs: list[str]
+    completed_at: datetime
+    duration_ms: int
+
+    @classmethod
+    def of(
+        cls,
+        status: ExecutionStatus,
+        result: Any,
+        error_text: str | None,
+        logs: list[str],
+        started_at: datetime,
+    ) -> Ending:
+        """The execution that began at ``started_at`` ending now. Raises
+        ``ValidationError`` (a result that is not JSON, an error too long)."""
+        end = utcnow()
+        return cls(
+            status,
+            validation.json_value(result, "result"),
+            validation.optional_text(error_text, Execution.error_text),
+            logs,
+            end,
+            milliseconds(started_at, end),
+        )
+
+
+@functools.cache
+def _save_calls(backend: Backend) -> sa.Insert:
+    """Insert tool calls, or bring forward those saved before while they ran. Built once
+    per database."""
+    insert = backend.insert(_TOOL_CALLS)
+    statement: sa.Insert = insert.on_conflict_do_update(
+        index_elements=[_TOOL_CALLS.c.id],
+        set_={name: insert.excluded[name] for name in _CALL_PROGRESS},
+        where=_TOOL_CALLS.c.status == ToolCallStatus.RUNNING.value,
+    )
+    return statement
+
+
+@functools.cache
+def _create(backend: Backend) -> sa.Insert:
+    statement: sa.Insert = backend.insert(_EXECUTIONS).on_conflict_do_nothing()
+    return statement
+
+
+_COUNT = (
+    sa.select(sa.func.count())
+    .where(
+        _TOOL_CALLS.c.scope_id == _EXECUTIONS.c.scope_id,
+        _TOOL_CALLS.c.execution_id == _EXECUTIONS.c.id,
+    )
+    .scalar_subquery()
+)
+_THIS = (
+    _EXECUTIONS.c.scope_id == sa.bindparam("in_scope"),
+    _EXECUTIONS.c.id == sa.bindparam("execution"),
+)
+#: Built once, with bound parameters: a recorder saves on every flush.
+_COUNT_CALLS = sa.update(_EXECUTIONS).where(*_THIS).values(tool_call_count=_COUNT)
+_ENDING_COLUMNS = ("status", "result", "error_text", "logs", "completed_at", "duration_ms")
+_END = (
+    sa.update(_EXECUTIONS)
+    .where(*_THIS, _EXECUTIONS.c.status.in_(_OPEN))
+    .values({name: sa.bindparam(name, type_=_EXECUTIONS.c[name].type) for name in _ENDING_COLUMNS})
+)
+_END_AND_COUNT = _END.values(tool_call_count=_COUNT)
+_CALL_COLUMNS = tuple(field.name for field in dataclasses.fields(CallState))
+
+
+class RecordingProgress(Repository, aggregate="executions"):
+    """The one write of a recorder's flush."""
+
+    __slots__ = ()
+
+    @writes
+    def save(
+        self,
+        scope_id: str,
+        execution_id: UUID,
+        *,
+        create: dict[str, Any] | None,
+        calls: Sequence[CallState],
+        ending: Ending | None,
+    ) -> None:
+        """Save a recording as it stands: ``create`` (the execution's columns, when it
+        may not be saved yet) inserts it unless it exists; ``calls`` are inserted or
+        brought forward, and the execution's count of them set from the table; an
+        ``ending`` ends the execution. Raises ``InvalidTransitionError`` (the execution
+        was ended otherwise, say by an interaction's deadline), ``NotFoundError``."""
+        if create is not None:
+            self._connection.execute(_create(self._backend), create)
+        if calls:
+            rows = [
+                {
+                    **{name: getattr(call, name) for name in _CALL_COLUMNS},
+                    "scope_id": scope_id,
+                    "execution_id": execution_id,
+                }
+                for call in calls
+            ]
+            self._connection.execute(_save_calls(self._backend), rows)
+        this = {"in_scope": scope_id, "execution": execution_id}
+        if ending is None:
+            if calls:
+                self._connection.execute(_COUNT_CALLS, this)
+            return
+        values = {name: getattr(ending, name) for name in _ENDING_COLUMNS}
+        values["status"] = ending.status.value
+        update = _END_AND_COUNT if calls else _END
+        if self._connection.execute(update, {**this, **values}).rowcount == 0:
+            self._ended_otherwise(scope_id, execution_id, ending)
+
+    def _ended_otherwise(self, scope_id: str, execution_id: UUID, ending: Ending) -> None:
+        """The ending changed nothing: fine if it is this ending saved before (a retry),
+        else the execution was ended otherwise (or is missing)."""
+        status = self._connection.execute(
+            sa.select(_EXECUTIONS.c.status).where(
+                _EXECUTIONS.c.scope_id == scope_id, _EXECUTIONS.c.id == execution_id
+            )
+        ).scalar_one_or_none()
+        if status is None:
+            raise NotFoundError(f"execution {execution_id} not found in scope {scope_id!r}")
+        if status != ending.status.value:
+            raise InvalidTransitionError(
+                f"execution {execution_id} already ended ({status})", status=status
+            )
