@@ -18,20 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 from agentstore import AgentStore, AsyncAgentStore, ExecutionQuery
 from agentstore.cli.demo import SCOPE
-
-pytest.importorskip("selenium", reason="the browser test drives Chromium through selenium")
-uvicorn = pytest.importorskip("uvicorn")
-
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-from tests.web.dashboard import dashboard_app  # noqa: E402
+from tests.web.dashboard import dashboard_app
 
 pytestmark = pytest.mark.slow
 CHROMEDRIVER = "/usr/bin/chromedriver"
