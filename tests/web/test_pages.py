@@ -243,6 +243,7 @@ def query_of(filters: str) -> ExecutionQuery:
         "",
         "&status=completed&status=failed",
         "&trigger=mcp&sort=duration_ms:asc",
+        "&sort=duration&had_interaction=true",
         "&tool=github.*",
         "&had_interaction=no&from=2026-03-01T10:00&to=2026-03-01T10:40Z",
     ],

@@ -27,7 +27,9 @@ SORTS = {
     "duration_ms:desc": "longest first",
     "duration_ms:asc": "shortest first",
 }
-FLAGS = {"yes": True, "true": True, "no": False, "false": False}
+# The API's spellings too, so that one query string means the same on both.
+ALIASES = {"created": "created_at", "duration": "duration_ms"}
+FLAGS = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +51,16 @@ class Filters:
     def all(self, name: str) -> list[str]:
         return [value for key, value in self.pairs if key == name]
 
+    def ordering(self) -> str:
+        """The sort asked for, spelled as ``SORTS`` spells it (``created_at:desc``)."""
+        field, _, direction = (self.one("sort") or "created_at").partition(":")
+        return f"{ALIASES.get(field, field)}:{direction or 'desc'}"
+
     def query(self) -> ExecutionQuery:
         """The listing these filters ask for. Raises ``ValidationError`` (a time, a sort,
         a flag or a page size that is not one; the store checks the rest)."""
-        field, _, direction = (self.one("sort") or "created_at:desc").partition(":")
-        if f"{field}:{direction or 'desc'}" not in SORTS:
+        ordering = self.ordering()
+        if ordering not in SORTS:
             raise ValidationError(f"sort: one of {', '.join(SORTS)}, not {self.one('sort')!r}")
         flag = self.one("had_interaction")
         if flag is not None and flag.lower() not in FLAGS:
@@ -66,8 +73,8 @@ class Filters:
             created_to=_moment(self.one("to"), "to"),
             code_contains=self.one("code"),
             had_interaction=None if flag is None else FLAGS[flag.lower()],
-            sort=cast(Literal["created_at", "duration_ms"], field),
-            direction=cast(Literal["asc", "desc"], direction or "desc"),
+            sort=cast(Literal["created_at", "duration_ms"], ordering.partition(":")[0]),
+            direction=cast(Literal["asc", "desc"], ordering.partition(":")[2]),
             limit=_limit(self.one("limit")),
             cursor=self.one("cursor"),
         )
