@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from agentstore import AgentStore, ExecutionQuery
 from agentstore.errors import ValidationError
@@ -230,3 +231,56 @@ def test_nothing_writes(api: Api) -> None:
     for method in ("POST", "PUT", "PATCH", "DELETE"):
         assert api.request(method, "/api/runs").status_code == 405
         assert api.request(method, "/api/executions?scope=team-a").status_code == 405
+
+
+def test_a_server_with_a_token_refuses_every_request_without_it(
+    seeded: tuple[str, World],
+) -> None:
+    guarded = Api(seeded[0], token="s3cret-token")
+    try:
+        for path in ("/api/runs", "/api/scopes", "/api/nothing-here"):
+            refused = guarded.get(path)
+            assert refused.status_code == 401
+            assert refused.json()["error"] == "Unauthorized"
+        wrong = [
+            {"headers": {"Authorization": "Bearer s3cret"}},
+            {"headers": {"Authorization": "Basic s3cret-token"}},
+            {"params": {"token": "s3cret-tokeñ"}},
+            {"headers": {"Cookie": "agentstore_token=s3cret-token"}},  # the cookie is no token
+        ]
+        for kwargs in wrong:
+            assert guarded.get("/api/runs", **kwargs).status_code == 401, kwargs
+        assert guarded.get("/api/runs", headers={"Authorization": "Bearer s3cret-token"}).is_success
+        assert not guarded.client.cookies
+        shown = guarded.get("/api/runs", params={"token": "s3cret-token"})
+        assert shown.is_success and "HttpOnly" in shown.headers["set-cookie"]
+        assert "s3cret" not in shown.headers["set-cookie"]
+        assert guarded.get("/api/scopes").is_success  # the browser's cookie stands for it
+    finally:
+        guarded.close()
+
+
+def test_a_database_gone_is_503_and_a_fault_is_a_bare_500(
+    seeded: tuple[str, World], dialect: str, tmp_path: Any
+) -> None:
+    if dialect == "sqlite":
+        gone = f"sqlite:///{tmp_path / 'no-such-directory' / 'agentstore.db'}"
+    else:
+        gone = make_url(seeded[0]).set(database="no_such_database_here")
+        gone = gone.render_as_string(hide_password=False)
+    unreachable = Api(gone)
+    try:
+        for path in ("/api/runs", "/api/scopes", "/api/executions?scope=team-a"):
+            response = unreachable.get(path)
+            assert response.status_code == 503, response.text
+            assert response.json()["error"] == "StoreUnavailableError"
+        unreachable.app.state.store = None  # a bug in a handler, say
+        response = unreachable.get("/api/runs")
+        assert response.status_code == 500
+        assert response.json() == {
+            "error": "InternalServerError",
+            "message": "internal error (see the server's log)",
+        }
+    finally:
+        unreachable.app.state.store = unreachable.store
+        unreachable.close()

@@ -30,7 +30,7 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         help=f"required of every request (default: ${TOKEN_VARIABLE}); "
         "needed to listen on an address other than loopback",
     )
-    serve.set_defaults(handler=serve_forever, precheck=refuse_open_listening)
+    serve.set_defaults(handler=serve_forever, precheck=before_serving)
 
 
 def token_of(args: argparse.Namespace) -> str | None:
@@ -46,25 +46,29 @@ def loopback(host: str) -> bool:
         return False
 
 
-def refuse_open_listening(args: argparse.Namespace) -> None:
-    """Before anything else: an address others can reach needs a token."""
+def before_serving(args: argparse.Namespace) -> None:
+    """Refused before the database is read: an address others can reach without a
+    token, or a missing web extra."""
     if not loopback(args.host) and token_of(args) is None:
         raise CommandError(
             f"refusing to listen on {args.host} without a token: "
             f"give --token or set {TOKEN_VARIABLE} (or listen on 127.0.0.1)"
         )
-
-
-def serve_forever(_store: AgentStore, args: argparse.Namespace) -> int:
     try:
-        import uvicorn
-
-        from agentstore.web import create_app
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
     except ImportError as exc:
         raise CommandError(
             f"agentstore serve needs the web extra ({exc.name} is missing): "
             "pip install 'agentstore[web]'"
         ) from None
+
+
+def serve_forever(_store: AgentStore, args: argparse.Namespace) -> int:
+    import uvicorn  # present: see before_serving
+
+    from agentstore.web import create_app
+
     token = token_of(args)
 
     async def serve() -> None:
