@@ -252,6 +252,7 @@ def valid_calls(w: World) -> dict[str, dict[str, Any]]:
         "executions.list_waiting": {"scope_id": "s", "limit": 5, "include_private": False},
         "executions.expire_interactions": {"scope_id": "s", "batch_size": 10},
         "executions.inbox": {"scope_id": "s", "limit": 5, "after": None},
+        "executions.scopes": {"limit": 5, "after": None},
         "executions.recording": None,  # a context manager that never raises into its block
     }
 
