@@ -1,37 +1,36 @@
-"""The app the dashboard's tests serve (the pages over a store), and a client that
-fetches its pages in-process (httpx over ASGI) on an event loop of its own."""
+"""The dashboard's tests' client: the app's pages fetched in-process (httpx over ASGI),
+on an event loop of its own (the asyncio face's connections belong to the loop that
+made them)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from types import TracebackType
 
 import httpx
 from starlette.applications import Starlette
-from starlette.responses import Response
-from starlette.routing import Route
 
 from agentstore import AsyncAgentStore
-from agentstore.web.pages import STREAM, page_routes
+from agentstore.web import create_app
+from agentstore.web.pages import page_routes
 
 
-def dashboard_app(store: AsyncAgentStore, *, stream: bool = False) -> Starlette:
-    """The pages over ``store``; ``stream``: with a stand-in for the journal's stream."""
-    routes = page_routes()
-    if stream:
-        routes.append(Route(STREAM, lambda request: Response(status_code=204)))
-    app = Starlette(routes=routes)
+def pages_only(store: AsyncAgentStore) -> Starlette:
+    """The pages without the API (so without the journal's stream)."""
+    app = Starlette(routes=page_routes())
     app.state.store = store
     return app
 
 
 class Dashboard:
-    """``with Dashboard(url) as pages: pages.ok("/")``."""
+    """``with Dashboard(url) as pages: pages.ok("/")``, on ``create_app`` unless
+    ``app`` makes another."""
 
-    def __init__(self, url: str, *, stream: bool = False) -> None:
+    def __init__(self, url: str, app: Callable[[AsyncAgentStore], Starlette] = create_app) -> None:
         self._runner = asyncio.Runner()
         self._store = AsyncAgentStore.open(url)
-        transport = httpx.ASGITransport(app=dashboard_app(self._store, stream=stream))
+        transport = httpx.ASGITransport(app=app(self._store))
         self._client = httpx.AsyncClient(transport=transport, base_url="http://dashboard")
 
     def get(self, path: str) -> httpx.Response:

@@ -27,7 +27,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from agentstore import AgentStore, AsyncAgentStore, ExecutionQuery
 from agentstore.cli.demo import SCOPE
-from tests.web.dashboard import dashboard_app
+from agentstore.web import create_app
 
 pytestmark = pytest.mark.slow
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -77,7 +77,8 @@ def server(demo_url: str) -> Iterator[str]:
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
     store = AsyncAgentStore.open(demo_url)
-    config = uvicorn.Config(dashboard_app(store), log_level="warning", timeout_graceful_shutdown=1)
+    app = create_app(store, poll_interval=0.1)  # SQLite cannot notify: the journal is polled
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
     served = uvicorn.Server(config)
     thread = threading.Thread(target=served.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
@@ -97,7 +98,7 @@ def browser() -> Iterator[WebDriver]:
     options.binary_location = binary
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
         options.add_argument(argument)
-    options.add_argument("--window-size=1280,1000")
+    options.add_argument("--window-size=1280,900")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
     try:
@@ -122,9 +123,14 @@ class Visit:
     def taken(self, name: str) -> Path:
         """A screenshot of the whole page, and the console's errors so far."""
         height = self.driver.execute_script("return document.documentElement.scrollHeight")
-        self.driver.set_window_size(1280, max(1000, min(int(height), 4000)))
+        # A window is no taller than the (virtual) screen: draw the page as if it were.
+        metrics = {"width": 1280, "height": min(int(height), 4000), "deviceScaleFactor": 1}
+        self.driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride", {**metrics, "mobile": False}
+        )
         path = self.directory / f"{name}.png"
         assert self.driver.save_screenshot(str(path))
+        self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         print(f"screenshot of the {name} page: {path}")
         self.errors += [e for e in self.driver.get_log("browser") if e["level"] == "SEVERE"]
         return path
@@ -166,6 +172,12 @@ def test_the_dashboard_shows_the_demo_as_the_store_has_it(
         assert visit.rows("journal")[: len(snapshot.recent_events)] == [
             str(event.id) for event in snapshot.recent_events
         ]
+        # The journal follows live: an event written now appears as a row.
+        WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.ID, "live").text == "live")
+        note = store.events.add(run.id, "browser-test", "note", "<b>written while watched</b>")
+        visit.wait_for(f"#journal tr[data-id='{note.id}']")
+        row = browser.find_element(By.CSS_SELECTOR, f"#journal tr[data-id='{note.id}']")
+        assert "<b>written while watched</b>" in row.text  # a literal, not markup
         visit.taken("run")
 
         # The executions of the demo's scope, picked from the scopes.

@@ -22,7 +22,7 @@ from agentstore.models import Execution
 from agentstore.web.listing import Filters
 from agentstore.web.pages import RUNS_PAGE, STREAM
 from tests.support.databases import DIALECTS
-from tests.web.dashboard import Dashboard
+from tests.web.dashboard import Dashboard, pages_only
 
 HOSTILE = "<script>alert('x')</script>&amp;\"quoted\""
 ESCAPED = str(escape(HOSTILE))  # as Jinja2 writes it
@@ -182,18 +182,18 @@ def test_the_run_page_shows_its_tasks_claims_attempts_approvals_checkpoint_and_j
     assert groups == {"pending", "in_progress", "waiting", "completed"}
     assert "built it" in page and "looks right" in page
     assert "&#34;step&#34;: 3" in page or '"step": 3' in html.unescape(page)
-    assert "data-stream" not in page and "journal.js" not in page  # no stream: no script
-
-
-def test_the_run_page_follows_the_journal_where_the_app_streams_it(
-    seeded: Seeded, store: AgentStore
-) -> None:
-    with Dashboard(seeded.url, stream=True) as streaming:
-        page = streaming.ok(f"/runs/{seeded.run}")
+    # The app streams the journal: the page follows it from its last event on.
     [journal] = attributes(page, "tbody", "data-stream")
     assert journal["data-stream"] == STREAM.format(run_id=seeded.run)
-    assert journal["data-after"] == str(store.runs.snapshot(seeded.run).recent_events[-1].id)
+    assert journal["data-after"] == str(snapshot.recent_events[-1].id)
     assert '<script src="/static/journal.js" defer></script>' in page
+
+
+def test_without_the_journals_stream_the_run_page_asks_for_none(seeded: Seeded) -> None:
+    with Dashboard(seeded.url, pages_only) as pages:
+        page = pages.ok(f"/runs/{seeded.run}")
+    assert 'id="journal"' in page
+    assert "data-stream" not in page and "journal.js" not in page
 
 
 @pytest.mark.parametrize(
@@ -218,9 +218,13 @@ def test_an_execution_of_another_scope_is_not_found_there(
     assert dashboard.get(f"/executions/{seeded.execution}").status_code == 400  # no scope
 
 
-def test_the_executions_page_without_a_scope_offers_scopes(dashboard: Dashboard) -> None:
+def test_the_executions_page_without_a_scope_offers_the_stores_scopes(
+    dashboard: Dashboard,
+) -> None:
     page = dashboard.ok("/executions")
-    assert "scope-list" in page and 'id="executions"' not in page
+    assert 'id="executions"' not in page
+    listed = re.search(r'<ul id="scope-list">.*?</ul>', page, re.S)
+    assert listed and re.findall(r"<a [^>]*>([^<]*)</a>", listed.group(0)) == [SCOPE, "tenant-b"]
 
 
 def listing_of(store: AgentStore, query: ExecutionQuery) -> list[str]:

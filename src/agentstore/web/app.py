@@ -23,6 +23,7 @@ from agentstore.errors import (
     ValidationError,
 )
 from agentstore.web.api import api_routes
+from agentstore.web.pages import page_routes
 
 #: The cookie that stands for the token once a browser has shown it (``?token=``), so
 #: that the links it follows need not carry it.
@@ -48,7 +49,7 @@ def create_app(
     between reads of a followed journal where the database cannot notify (SQLite, a
     pooler in transaction mode)."""
     app = Starlette(
-        routes=api_routes(),
+        routes=[*api_routes(), *page_routes()],
         exception_handlers={
             AgentStoreError: store_error,
             HTTPException: http_error,

@@ -44,6 +44,7 @@ from agentstore.web.listing import SORTS, Filters
 
 HERE = Path(__file__).resolve().parent
 RUNS_PAGE = 25
+SCOPES = 200  # scopes the picker lists
 #: The journal's Server-Sent Events stream; a run's page follows it when the app has it.
 STREAM = "/api/runs/{run_id}/events/stream"
 
@@ -177,8 +178,10 @@ async def execution_page(request: Request) -> Response:
 
 
 async def scope_choices(store: AsyncAgentStore, scope: str | None) -> list[str]:
-    """The scopes the picker offers: the one shown, and the demo's."""
-    return sorted({"demo", *([scope] if scope else [])})
+    """The scopes the picker offers: the first ``SCOPES`` that hold executions (the
+    picker takes any other typed in), and the one shown."""
+    page = await store.executions.scopes(limit=SCOPES)
+    return sorted({*(found.scope_id for found in page.items), *([scope] if scope else [])})
 
 
 def store_of(request: Request) -> AsyncAgentStore:
