@@ -19,6 +19,7 @@ from markupsafe import escape
 
 from agentstore import AgentStore, ExecutionQuery, TaskDraft, TaskStatus
 from agentstore.models import Execution
+from agentstore.web import create_app
 from agentstore.web.listing import Filters
 from agentstore.web.pages import RUNS_PAGE, STREAM
 from tests.support.databases import DIALECTS
@@ -343,3 +344,11 @@ def test_the_static_files_are_served(dashboard: Dashboard) -> None:
     for path, kind in (("/static/dashboard.css", "text/css"), ("/static/journal.js", "javascript")):
         response = dashboard.get(path)
         assert response.status_code == 200 and kind in response.headers["content-type"]
+
+
+def test_with_a_token_the_pages_need_it_as_the_api_does(seeded: Seeded) -> None:
+    with Dashboard(seeded.url, lambda store: create_app(store, token="s3cret")) as guarded:
+        assert guarded.get("/").status_code == 401
+        assert guarded.get(f"/runs/{seeded.run}").status_code == 401
+        assert ids(guarded.ok("/?token=s3cret"), "runs")  # which sets the cookie
+        assert ids(guarded.ok(f"/runs/{seeded.run}"), "journal")  # that stands for it
