@@ -17,6 +17,8 @@ from agentstore.executions import (
     InteractionRecord,
     NewToolCall,
     Recorder,
+    ScopePage,
+    ScopeRecord,
     ToolCallRecord,
 )
 from agentstore.orchestrator import (
@@ -85,6 +87,8 @@ __all__ = [
     "RunRecord",
     "RunSnapshot",
     "RunStatus",
+    "ScopePage",
+    "ScopeRecord",
     "SnapshotLimits",
     "SweepCounts",
     "TaskDraft",

@@ -1,9 +1,13 @@
-"""Helpers for the immutable records the repositories return."""
+"""Helpers for the immutable records the repositories return, and their JSON form (what
+the command's ``--json`` prints and the HTTP API answers)."""
 
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Mapping
+from datetime import datetime
+from enum import Enum
 from typing import Any, Final, TypeVar
 
 from sqlalchemy.engine import Row
@@ -42,3 +46,22 @@ def _field_names(record_type: type[Any]) -> frozenset[str]:
         names = frozenset(field.name for field in dataclasses.fields(record_type))
         _FIELD_NAMES[record_type] = names
     return names
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON-ready data (records, UUIDs, datetimes, enums)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(plain(k)) if k is not None else None: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(plain(v) for v in value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

@@ -1,12 +1,14 @@
-"""The wheel carries the migrations: installed in a fresh virtual environment outside
-the repository, the command runs the demo and migrates PostgreSQL, and the asyncio face
-(the asyncio extra) migrates and writes."""
+"""The wheel carries the migrations and the dashboard's templates and static files:
+installed in a fresh virtual environment outside the repository, the command runs the
+demo and migrates PostgreSQL, and the asyncio face (the asyncio extra) migrates and
+writes."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,9 @@ def test_an_installed_wheel_runs_the_demo_and_migrates_postgres(
     dist = tmp_path / "dist"
     run(sys.executable, "-m", "build", "--wheel", "--outdir", dist, REPO, cwd=tmp_path)
     [wheel] = dist.glob("agentstore-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    dashboard = {"templates/base.html", "templates/run.html", "static/dashboard.css"}
+    assert {f"agentstore/web/{name}" for name in dashboard} <= shipped  # no build step
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     bin_dir = env_dir / "bin"

@@ -129,6 +129,7 @@ def valid_calls(w: World) -> dict[str, dict[str, Any]]:
         "tasks.release": {"task_id": uuid.uuid4(), "reason": "r", "attempt": 1},
         "tasks.cancel": {"task_id": uuid.uuid4(), "reason": "r"},
         "tasks.next_due": {"run_id": w.run},
+        "tasks.counts": {"run_ids": [w.run]},
         "tasks.wait": {"task_id": w.task, "question": {"q": 1}, "attempt": 1},
         "tasks.answer": {"task_id": w.task, "answer": {"a": 1}, "attempt": 1},
         "tasks.complete_and_claim": {
@@ -251,6 +252,7 @@ def valid_calls(w: World) -> dict[str, dict[str, Any]]:
         "executions.list_waiting": {"scope_id": "s", "limit": 5, "include_private": False},
         "executions.expire_interactions": {"scope_id": "s", "batch_size": 10},
         "executions.inbox": {"scope_id": "s", "limit": 5, "after": None},
+        "executions.scopes": {"limit": 5, "after": None},
         "executions.recording": None,  # a context manager that never raises into its block
     }
 

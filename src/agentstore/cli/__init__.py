@@ -12,7 +12,7 @@ from typing import NoReturn
 import sqlalchemy as sa
 
 from agentstore.backends import backend_for, resolve_schema, resolve_url
-from agentstore.cli import db, demo, executions, runs, worker
+from agentstore.cli import db, demo, executions, runs, serve, worker
 from agentstore.cli.output import JSON_HELP, SCHEMA_HELP, URL_HELP, CommandError, error
 from agentstore.errors import AgentStoreError, StoreUnavailableError
 from agentstore.schema import revisions
@@ -41,6 +41,7 @@ def parser() -> argparse.ArgumentParser:
     executions.add_parsers(commands)
     demo.add_parser(commands)
     worker.add_parser(commands)
+    serve.add_parser(commands)
     return main
 
 
@@ -74,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.schema = resolve_schema(backend_for(url), args.schema)
         if args.command == "db":
             return int(args.handler(args))
+        precheck = getattr(args, "precheck", None)
+        if precheck is not None:  # what a command refuses before it reads the database
+            precheck(args)
         if getattr(args, "needs_schema", True):
             wait = getattr(args, "waits_for_database", False)
             require_schema(args.url, args.schema, wait=wait)

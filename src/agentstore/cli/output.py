@@ -4,15 +4,15 @@ line on stderr for an error."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import re
 import sys
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
+
+from agentstore.records import plain as plain  # the commands print records with it
 
 # Options every command takes, before or after its name (``agentstore --json runs list``
 # and ``agentstore runs list --json`` are the same). SUPPRESS keeps a subcommand from
@@ -70,25 +70,6 @@ def subcommand(group: argparse._SubParsersAction[Any], name: str, help: str) -> 
 
 class CommandError(Exception):
     """A one-line failure the command reports (exit status 1)."""
-
-
-def plain(value: Any) -> Any:
-    """``value`` as JSON-ready data (records, UUIDs, datetimes, enums)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(plain(k)) if k is not None else None: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, set | frozenset):
-        return sorted(plain(v) for v in value)
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
 
 
 def emit_json(value: Any) -> None:

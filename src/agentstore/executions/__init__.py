@@ -16,6 +16,7 @@ from agentstore.executions.records import (
     ToolCallRecord,
 )
 from agentstore.executions.repository import ExecutionRepository
+from agentstore.executions.scopes import ScopePage, ScopeRecord
 
 __all__ = [
     "AsyncRecorder",
@@ -31,5 +32,7 @@ __all__ = [
     "InteractionRecord",
     "NewToolCall",
     "Recorder",
+    "ScopePage",
+    "ScopeRecord",
     "ToolCallRecord",
 ]

@@ -1,6 +1,7 @@
 """What ``store.executions`` does beyond one operation per call, in each face: a sweep
 and the expiry of questions past their deadline (one transaction per batch, so that
-neither holds locks for long), the operators' inbox, and the recorder."""
+neither holds locks for long), the operators' inbox, the directory of scopes, and the
+recorder."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from agentstore.executions.interactions import PendingInteractions
 from agentstore.executions.recorder import FLUSH_AFTER, AsyncRecorder, Recorder
 from agentstore.executions.records import InboxPage
 from agentstore.executions.repository import ExecutionRepository, Trigger
+from agentstore.executions.scopes import DEFAULT_SCOPES_PAGE, ExecutionScopes, ScopePage
 
 if TYPE_CHECKING:
     from agentstore.async_faces import AsyncExecutions
@@ -79,6 +81,14 @@ class ExecutionsExtras:
         page: InboxPage = self._calls.read(
             PendingInteractions, PendingInteractions.inbox, scope_id, limit, after
         )
+        return page
+
+    def scopes(self, *, limit: int = DEFAULT_SCOPES_PAGE, after: str | None = None) -> ScopePage:
+        """The scopes that hold executions, in ``scope_id`` order, each with the time
+        of its newest execution; ``after``: the ``next_cursor`` of the page before.
+        For the host's own administrators: it names every tenant. Raises
+        ``ValidationError`` (a bad limit, a malformed cursor)."""
+        page: ScopePage = self._calls.read(ExecutionScopes, ExecutionScopes.page, limit, after)
         return page
 
     @contextmanager
@@ -146,6 +156,15 @@ class AsyncExecutionsExtras:
         """As ``store.executions.inbox`` of the sync face."""
         page: InboxPage = await self._calls.read(
             PendingInteractions, PendingInteractions.inbox, scope_id, limit, after
+        )
+        return page
+
+    async def scopes(
+        self, *, limit: int = DEFAULT_SCOPES_PAGE, after: str | None = None
+    ) -> ScopePage:
+        """As ``store.executions.scopes`` of the sync face."""
+        page: ScopePage = await self._calls.read(
+            ExecutionScopes, ExecutionScopes.page, limit, after
         )
         return page
 

@@ -1,12 +1,16 @@
 """What ``store.tasks`` does beyond ``TaskRepository``, in each face: a task that waits
-for a person (``task_waits``)."""
+for a person (``task_waits``), and the tasks of runs counted by status (``task_counts``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
+from agentstore.orchestrator.task_counts import TaskCounts
 from agentstore.orchestrator.task_records import TaskRecord
 from agentstore.orchestrator.task_waits import TaskWaits
+from agentstore.statuses import TaskStatus
 from agentstore.validation import Id
 
 if TYPE_CHECKING:
@@ -47,6 +51,12 @@ class TasksExtras:
         ``ValidationError``."""
         return self._calls.write(TaskWaits, TaskWaits.answer, task_id, answer, attempt=attempt)
 
+    def counts(self, run_ids: Iterable[Id]) -> dict[UUID, dict[TaskStatus, int]]:
+        """How many tasks each of ``run_ids`` has in each status: every run given and
+        every status present (zeros included; an unknown run counts none), counted by
+        the database. At most 500 runs at once. Raises ``ValidationError``."""
+        return self._calls.read(TaskCounts, TaskCounts.by_status, run_ids)
+
 
 class AsyncTasksExtras:
     _calls: AsyncCalls
@@ -62,3 +72,7 @@ class AsyncTasksExtras:
         return await self._calls.write(
             TaskWaits, TaskWaits.answer, task_id, answer, attempt=attempt
         )
+
+    async def counts(self, run_ids: Iterable[Id]) -> dict[UUID, dict[TaskStatus, int]]:
+        """As ``store.tasks.counts`` of the sync face."""
+        return await self._calls.read(TaskCounts, TaskCounts.by_status, run_ids)

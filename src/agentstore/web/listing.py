@@ -1,0 +1,114 @@
+"""The executions page's filters: read from its query string into an ``ExecutionQuery``,
+and written back into links (a facet applied, the next page), so that every view of the
+page is a URL one can share.
+
+The names are the API's: ``scope``, ``status``, ``trigger`` and ``tool`` (each may be
+repeated), ``from``, ``to``, ``code``, ``had_interaction``, ``sort``, ``cursor``,
+``limit``. An empty value is no filter (an HTML form sends its empty fields).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, cast
+from urllib.parse import urlencode
+
+from agentstore.errors import ValidationError
+from agentstore.executions import ExecutionQuery
+from agentstore.executions.query import DEFAULT_PAGE, MAX_PAGE
+
+FILTERS = ("scope", "status", "trigger", "tool", "from", "to", "code", "had_interaction", "sort")
+PAGING = ("cursor", "limit")
+SORTS = {
+    "created_at:desc": "newest first",
+    "created_at:asc": "oldest first",
+    "duration_ms:desc": "longest first",
+    "duration_ms:asc": "shortest first",
+}
+# The API's spellings too, so that one query string means the same on both.
+ALIASES = {"created": "created_at", "duration": "duration_ms"}
+FLAGS = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """The page's query string, its empty values dropped, in its own order."""
+
+    pairs: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, items: Sequence[tuple[str, str]]) -> Filters:
+        known = (*FILTERS, *PAGING)
+        return cls(tuple((k, v) for k, v in items if k in known and v.strip() != ""))
+
+    def one(self, name: str) -> str | None:
+        """The last value of ``name`` (None: absent)."""
+        values = self.all(name)
+        return values[-1] if values else None
+
+    def all(self, name: str) -> list[str]:
+        return [value for key, value in self.pairs if key == name]
+
+    def ordering(self) -> str:
+        """The sort asked for, spelled as ``SORTS`` spells it (``created_at:desc``)."""
+        field, _, direction = (self.one("sort") or "created_at").partition(":")
+        return f"{ALIASES.get(field, field)}:{direction or 'desc'}"
+
+    def query(self) -> ExecutionQuery:
+        """The listing these filters ask for. Raises ``ValidationError`` (a time, a sort,
+        a flag or a page size that is not one; the store checks the rest)."""
+        ordering = self.ordering()
+        if ordering not in SORTS:
+            raise ValidationError(f"sort: one of {', '.join(SORTS)}, not {self.one('sort')!r}")
+        flag = self.one("had_interaction")
+        if flag is not None and flag.lower() not in FLAGS:
+            raise ValidationError(f"had_interaction: yes or no, not {flag!r}")
+        return ExecutionQuery(
+            statuses=self.all("status"),
+            triggers=self.all("trigger"),
+            tools=self.all("tool"),
+            created_from=_moment(self.one("from"), "from"),
+            created_to=_moment(self.one("to"), "to"),
+            code_contains=self.one("code"),
+            had_interaction=None if flag is None else FLAGS[flag.lower()],
+            sort=cast(Literal["created_at", "duration_ms"], ordering.partition(":")[0]),
+            direction=cast(Literal["asc", "desc"], ordering.partition(":")[2]),
+            limit=_limit(self.one("limit")),
+            cursor=self.one("cursor"),
+        )
+
+    def link(self, **changes: str | None) -> str:
+        """The query string of these filters with ``changes`` (a value replaces every
+        value of its name; None removes the name), on the first page: a filter changed
+        makes the cursor meaningless. ``from_`` stands for ``from``."""
+        names = {name.rstrip("_"): value for name, value in changes.items()}
+        kept = [(k, v) for k, v in self.pairs if k not in names and k != "cursor"]
+        kept += [(k, v) for k, v in names.items() if v is not None]
+        return "?" + urlencode(kept)
+
+    def next_page(self, cursor: str) -> str:
+        """The query string of the page after this one."""
+        kept = [(k, v) for k, v in self.pairs if k != "cursor"]
+        return "?" + urlencode([*kept, ("cursor", cursor)])
+
+
+def _moment(text: str | None, name: str) -> datetime | None:
+    """An ISO 8601 time (a form's ``datetime-local`` value too); without a zone, UTC."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"{name}: not an ISO 8601 time: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _limit(text: str | None) -> int:
+    if text is None:
+        return DEFAULT_PAGE
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit() and 1 <= int(digits) <= MAX_PAGE):
+        raise ValidationError(f"limit: a whole number from 1 to {MAX_PAGE}, not {text!r}")
+    return int(digits)
