@@ -9,7 +9,7 @@ clock starts (autocommit: each INSERT is its own transaction). Every database he
 queues' and the log, is a file in WAL mode with ``synchronous=NORMAL``, agentstore's
 setting: huey's default (``fsync=None``) leaves SQLite's FULL, an fsync per commit, which
 buys a durability the others do not and costs much of huey's speed (a ``huey default``
-row shows it, at W = 1 only). How each contender is driven:
+row shows it, at the fewest workers measured). How each contender is driven:
 
 - ``huey``: ``SqliteHuey(filename=...)`` with its defaults otherwise (results on, which
   stores nothing for a task returning None); tasks enqueued beforehand by calling the
@@ -21,12 +21,13 @@ row shows it, at W = 1 only). How each contender is driven:
   revocation key popped: another ``BEGIN EXCLUSIVE`` transaction). The only change: where
   the worker would sleep on an empty queue, it stops (nothing is enqueued during a drain).
   Logging is left unconfigured, so huey's per-task INFO lines are not written (the
-  consumer's command line would write them).
+  consumer's command line would write them). ``huey default``: the same, with huey's
+  own ``synchronous`` setting.
 - ``agentstore``: the public API, ``store.tasks.claim_next(limit=b)``, then each task's
   body and ``complete`` with its fencing token, the last one in hand completed by
   ``complete_and_claim`` (its completion and the next claim in one transaction), as a
   worker in steady state does.
-- ``agentstore unfused``: the same with ``complete`` for every task and ``claim_next``
+- ``unfused``: the same with ``complete`` for every task and ``claim_next``
   when the hand is empty (the issue's first measurement).
 - ``worker``: ``Worker(store, handler, run_id=..., concurrency=b, batch=b,
   listen=False).run(until_idle=True)`` (a worker claims no more tasks than it has free
