@@ -15,6 +15,8 @@ BENCHMARKS = (
     "async_claim",
     "wakeup",
     "peers",
+    "embedded",
+    "recorder",
     "append",
     "listing",
     "snapshot",

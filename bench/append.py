@@ -28,6 +28,8 @@ from bench.harness import (
 )
 
 BATCH = 100
+# SQLite's target is issue 16's; PostgreSQL keeps the one it had before.
+RAW_TARGET = {"sqlite": 0.8, "postgresql": 0.7}
 EVENT_SQL = "INSERT INTO events (run_id, ts, source, kind, message, payload) VALUES ({})"
 COUNT_SQL = (
     "UPDATE executions SET tool_call_count = tool_call_count + {p}, updated_at = {p} "
@@ -157,8 +159,8 @@ def run(context: Context) -> None:
                     "rows/s",
                     library_rate,
                     raw_rate,
-                    target=">= 0.7x raw",
-                    met=None if context.quick else library_rate / raw_rate >= 0.7,
+                    target=f">= {RAW_TARGET[dialect]:g}x raw",
+                    met=None if context.quick else library_rate / raw_rate >= RAW_TARGET[dialect],
                     notes=f"{total:,} rows per measurement",
                 )
             )

@@ -22,7 +22,9 @@ def test_every_benchmark_runs_at_smoke_scale(dialect: str, request: pytest.Fixtu
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [
-        line for line in result.stdout.splitlines() if line.startswith(("claim", "append", "peers"))
+        line
+        for line in result.stdout.splitlines()
+        if line.startswith(("claim", "append", "peers", "embedded"))
     ]
     drains = [line for line in rows if "drains" in line]
     assert drains and all("exactly once: 0 double claims, 0 lost" in line for line in drains)
