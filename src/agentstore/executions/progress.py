@@ -24,7 +24,7 @@ from agentstore.backends import Backend
 from agentstore.errors import InvalidTransitionError, NotFoundError
 from agentstore.models import Execution, ExecutionToolCall, core_table
 from agentstore.models.base import utcnow
-from agentstore.operations import Repository, writes
+from agentstore.operations import Repository, writes, writes_in_one_statement
 from agentstore.statuses import TERMINAL_EXECUTION_STATUSES, ExecutionStatus, ToolCallStatus
 
 _EXECUTIONS = core_table(Execution)
@@ -125,7 +125,11 @@ def _save_calls(backend: Backend) -> sa.Insert:
 
 @functools.cache
 def _create(backend: Backend) -> sa.Insert:
-    statement: sa.Insert = backend.insert(_EXECUTIONS).on_conflict_do_nothing()
+    """Insert the execution unless it exists: its id if inserted (RETURNING, as a
+    conflict's rowcount is not reported alike by every driver)."""
+    statement: sa.Insert = (
+        backend.insert(_EXECUTIONS).on_conflict_do_nothing().returning(_EXECUTIONS.c.id)
+    )
     return statement
 
 
@@ -153,6 +157,12 @@ _END_AND_COUNT = _END.values(tool_call_count=_COUNT)
 _CALL_COLUMNS = tuple(field.name for field in dataclasses.fields(CallState))
 
 
+def _ending_values(ending: Ending) -> dict[str, Any]:
+    values = {name: getattr(ending, name) for name in _ENDING_COLUMNS}
+    values["status"] = ending.status.value
+    return values
+
+
 class RecordingProgress(Repository, aggregate="executions"):
     """The one write of a recorder's flush."""
 
@@ -173,28 +183,53 @@ class RecordingProgress(Repository, aggregate="executions"):
         brought forward, and the execution's count of them set from the table; an
         ``ending`` ends the execution. Raises ``InvalidTransitionError`` (the execution
         was ended otherwise, say by an interaction's deadline), ``NotFoundError``."""
+        if create is not None and ending is not None:
+            # Never saved, and ended already (a short block): written as it ended, in
+            # one statement with its calls' count, rather than inserted, then updated.
+            ended = {**create, **_ending_values(ending), "tool_call_count": len(calls)}
+            if self._connection.execute(_create(self._backend), ended).first():
+                self._save_calls(scope_id, execution_id, calls)
+                return
+            create = None  # saved before after all (by a save whose reply was lost)
         if create is not None:
             self._connection.execute(_create(self._backend), create)
-        if calls:
-            rows = [
-                {
-                    **{name: getattr(call, name) for name in _CALL_COLUMNS},
-                    "scope_id": scope_id,
-                    "execution_id": execution_id,
-                }
-                for call in calls
-            ]
-            self._connection.execute(_save_calls(self._backend), rows)
+        self._save_calls(scope_id, execution_id, calls)
         this = {"in_scope": scope_id, "execution": execution_id}
         if ending is None:
             if calls:
                 self._connection.execute(_COUNT_CALLS, this)
             return
-        values = {name: getattr(ending, name) for name in _ENDING_COLUMNS}
-        values["status"] = ending.status.value
         update = _END_AND_COUNT if calls else _END
-        if self._connection.execute(update, {**this, **values}).rowcount == 0:
+        if self._connection.execute(update, {**this, **_ending_values(ending)}).rowcount == 0:
             self._ended_otherwise(scope_id, execution_id, ending)
+
+    @writes_in_one_statement
+    def save_ended(
+        self, scope_id: str, execution_id: UUID, *, create: dict[str, Any], ending: Ending
+    ) -> None:
+        """``save`` of an execution never saved, that ended with no tool calls to save:
+        one INSERT, which needs no transaction around it (PostgreSQL runs it in
+        autocommit: one round trip). If the execution was saved after all (a save
+        whose reply was lost), the UPDATE that ends it stands alone."""
+        ended = {**create, **_ending_values(ending), "tool_call_count": 0}
+        if self._connection.execute(_create(self._backend), ended).first():
+            return
+        this = {"in_scope": scope_id, "execution": execution_id}
+        if self._connection.execute(_END, {**this, **_ending_values(ending)}).rowcount == 0:
+            self._ended_otherwise(scope_id, execution_id, ending)
+
+    def _save_calls(self, scope_id: str, execution_id: UUID, calls: Sequence[CallState]) -> None:
+        if not calls:
+            return
+        rows = [
+            {
+                **{name: getattr(call, name) for name in _CALL_COLUMNS},
+                "scope_id": scope_id,
+                "execution_id": execution_id,
+            }
+            for call in calls
+        ]
+        self._connection.execute(_save_calls(self._backend), rows)
 
     def _ended_otherwise(self, scope_id: str, execution_id: UUID, ending: Ending) -> None:
         """The ending changed nothing: fine if it is this ending saved before (a retry),

@@ -94,6 +94,17 @@ class _Save:
     def without_calls(self) -> _Save:
         return dataclasses.replace(self, calls=[])
 
+    def operation(self) -> tuple[Callable[..., None], dict[str, Any]]:
+        """The operation that writes this save, with its keyword arguments: one
+        statement for a short block that ended with nothing else to save."""
+        if self.create is not None and self.ending is not None and not self.calls:
+            return RecordingProgress.save_ended, {"create": self.create, "ending": self.ending}
+        return RecordingProgress.save, {
+            "create": self.create,
+            "calls": self.calls,
+            "ending": self.ending,
+        }
+
 
 class _Recording(ABC):
     """What a recorder keeps, whichever face it records through: the execution and its
@@ -231,6 +242,11 @@ class _Recording(ABC):
             for call in save.calls:
                 if self._unsaved.get(call.id) is call:
                     del self._unsaved[call.id]
+
+    def _key(self) -> tuple[str, uuid.UUID]:
+        """The scope and id a save writes under."""
+        assert self.execution_id is not None  # a recording not recorded saves nothing
+        return _scope(self.scope_id), self.execution_id
 
     def _lost(self, save: _Save) -> None:
         """The tool calls of ``save`` could not be saved (a fault counted already):
@@ -398,16 +414,8 @@ class Recorder(_Recording):
                 self._lost(save)
 
     def _write(self, save: _Save) -> bool:
-        assert self.execution_id is not None
-        self._calls.write(
-            RecordingProgress,
-            RecordingProgress.save,
-            _scope(self.scope_id),
-            self.execution_id,
-            create=save.create,
-            calls=save.calls,
-            ending=save.ending,
-        )
+        operation, arguments = save.operation()
+        self._calls.write(RecordingProgress, operation, *self._key(), **arguments)
         return True
 
     def _store(self, action: str, call: Callable[[], T]) -> T | None:
@@ -553,16 +561,8 @@ class AsyncRecorder(_Recording):
                 self._lost(save)
 
     async def _write(self, save: _Save) -> bool:
-        assert self.execution_id is not None
-        await self._calls.write(
-            RecordingProgress,
-            RecordingProgress.save,
-            _scope(self.scope_id),
-            self.execution_id,
-            create=save.create,
-            calls=save.calls,
-            ending=save.ending,
-        )
+        operation, arguments = save.operation()
+        await self._calls.write(RecordingProgress, operation, *self._key(), **arguments)
         return True
 
     async def _store(self, action: str, call: Callable[[], Awaitable[T]]) -> T | None:
