@@ -6,6 +6,7 @@ both at once would be a duplicate-revision error rather than a silent mix.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from alembic import command
@@ -57,7 +58,9 @@ def alembic_config(url: str | URL | None = None, *, schema: str | None = None) -
     backend = backend_for(resolved)
     config_schema = check_schema(backend, schema)
     resolved = backend.sync_url(resolved)  # Alembic runs on the sync driver
-    config = Config()
+    # Alembic's default output stream is the sys.stdout of when it was imported: name
+    # the current one, so that its reports go where the caller's output goes.
+    config = Config(stdout=sys.stdout)
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", str(tree_path(backend)))

@@ -1,4 +1,4 @@
-"""The command as a subprocess, on both dialects: every command, --json parsed, and
+"""The command on both dialects: every command, --json parsed, and
 one-line errors."""
 
 from __future__ import annotations

@@ -22,7 +22,12 @@ from agentstore.errors import (
 )
 from agentstore.models import ExecutionInteraction
 from tests.orchestrator.test_tasks import refused
+from tests.support.databases import DIALECTS
 from tests.support.state import dump
+
+# SQLite and PostgreSQL only: PgBouncer passes deadline rules through as they are, and the
+# pooled paths (transactions, autocommit steps, retries) are held by the other suites.
+pytestmark = pytest.mark.parametrize("dialect", DIALECTS, indirect=True)
 
 SCOPE = "tenant-1"
 DUE = timedelta(0)  # a deadline that has passed by the time anything reads it

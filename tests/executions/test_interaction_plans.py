@@ -15,7 +15,12 @@ import sqlalchemy as sa
 from agentstore import AgentStore
 from agentstore.models import ExecutionInteraction
 from tests.executions.conftest import BASE_TIME, seed
+from tests.support.databases import DIALECTS
 from tests.support.plans import plan_of, statements_run_by
+
+# SQLite and PostgreSQL only: PgBouncer passes query plans through as they are, and the
+# pooled paths (transactions, autocommit steps, retries) are held by the other suites.
+pytestmark = pytest.mark.parametrize("dialect", DIALECTS, indirect=True)
 
 
 @pytest.fixture

@@ -15,6 +15,11 @@ from agentstore import AgentStore, ExecutionQuery
 from agentstore.errors import ValidationError
 from agentstore.statuses import ExecutionStatus
 from tests.executions.conftest import BASE_TIME, TOOLS, TRIGGERS, ModelExecution
+from tests.support.databases import DIALECTS
+
+# SQLite and PostgreSQL only: PgBouncer passes listing queries through as they are, and the
+# pooled paths (transactions, autocommit steps, retries) are held by the other suites.
+pytestmark = pytest.mark.parametrize("dialect", DIALECTS, indirect=True)
 
 SEARCHES = ["a", "100%", "_", "\\", "'", "ü", "ÜNÏ", "PRINT", "#1"]
 TIMES = [BASE_TIME + timedelta(minutes=m) for m in (0, 1, 5, 30, 90, 600)]

@@ -14,6 +14,12 @@ from agentstore.models import Execution
 from agentstore.statuses import ExecutionStatus
 from tests.executions.conftest import ModelExecution
 from tests.executions.test_listing import model_matches
+from tests.support.databases import DIALECTS
+
+# SQLite and PostgreSQL only: PgBouncer passes the facet and chart queries through as
+# they are, and the pooled paths (transactions, autocommit steps, retries) are held by
+# the other suites.
+pytestmark = pytest.mark.parametrize("dialect", DIALECTS, indirect=True)
 
 
 @pytest.mark.parametrize(

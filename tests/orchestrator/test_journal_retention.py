@@ -10,6 +10,11 @@ import pytest
 
 from agentstore import AgentStore, RunRecord
 from agentstore.errors import ValidationError
+from tests.support.databases import DIALECTS
+
+# SQLite and PostgreSQL only: PgBouncer passes retention batches through as they are, and the
+# pooled paths (transactions, autocommit steps, retries) are held by the other suites.
+pytestmark = pytest.mark.parametrize("dialect", DIALECTS, indirect=True)
 
 
 def events_of(store: AgentStore, run: RunRecord, count: int) -> list[Any]:
