@@ -49,11 +49,9 @@ Figures are medians of ``--repeat`` drains; the contenders alternate inside each
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
+import functools
 import sqlite3
 import threading
-import time
-import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -68,19 +66,14 @@ from huey.consumer import Worker as HueyWorker
 from agentstore import AgentStore, TaskDraft
 from agentstore.worker import TaskContext, Worker
 from bench.claim import ATTEMPT, POSITION, Statements, sqlite_claim, sqlite_complete
-from bench.harness import Context, Row, median, raw_sqlite_connect
+from bench.harness import Context, Ready, Row, drain_in_processes, median, raw_sqlite_connect
 
 LEASE = timedelta(minutes=5)
-BARRIER_TIMEOUT = 120.0  # seconds for every worker to connect and get ready
-DRAIN_TIMEOUT = 600.0  # seconds for a drain
 HUEY_TARGET = 1.5  # agentstore (the API, the worker) against huey
 RAW_TARGET = 0.8  # agentstore's API against the raw loop
 PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000")
 LOG_TABLE = "CREATE TABLE bench_log (job_id TEXT NOT NULL)"
 LOG_JOB = "INSERT INTO bench_log (job_id) VALUES (?)"
-
-Ready = Callable[[], None]  # a worker calls it once connected: it waits at the barrier
-
 
 # -- the body ---------------------------------------------------------------------------
 
@@ -356,22 +349,10 @@ CONTENDERS = {
 }
 
 
-def worker_process(name: str, drain: Drain, start: Any, results: Any) -> None:
-    """One worker: open the log, connect, wait for the others, drain; report its span
-    (or why not)."""
-    began: list[float] = []
-
-    def ready() -> None:
-        start.wait(BARRIER_TIMEOUT)
-        began.append(time.monotonic())
-
-    try:
-        open_log(drain.log)
-        CONTENDERS[name].work(drain, ready)
-        results.put((began[0], time.monotonic(), None))
-    except BaseException:
-        start.abort()  # the others (and the benchmark) stop waiting for this one
-        results.put((0.0, 0.0, traceback.format_exc()))
+def contender_work(name: str, drain: Drain, ready: Ready) -> None:
+    """One worker process of contender ``name``: its own log connection, then the drain."""
+    open_log(drain.log)
+    CONTENDERS[name].work(drain, ready)
 
 
 @dataclass(frozen=True)
@@ -392,24 +373,8 @@ def drain_once(
     queue = str(scratch / f"huey-{label}.db") if contender.queue == "huey" else url
     run_id, keys = contender.enqueue(Drain(str(log), queue, batch), tasks)
     drain = Drain(str(log), queue, batch, run_id)
-    context = multiprocessing.get_context("fork")
-    start = context.Barrier(workers + 1)
-    results = context.Queue()
-    processes = [
-        context.Process(target=worker_process, args=(contender.name, drain, start, results))
-        for _ in range(workers)
-    ]
-    for process in processes:
-        process.start()
-    # A broken barrier: a worker failed before it was ready; its report says why.
-    with contextlib.suppress(threading.BrokenBarrierError):
-        start.wait(BARRIER_TIMEOUT)
-    spans = [results.get(timeout=DRAIN_TIMEOUT) for _ in processes]
-    for process in processes:
-        process.join()
-    if failures := [error for _, _, error in spans if error]:
-        raise RuntimeError(f"a {contender.name} worker failed:\n{failures[0]}")
-    elapsed = max(end for _, end, _ in spans) - min(begin for begin, _, _ in spans)
+    work = functools.partial(contender_work, contender.name, drain)
+    elapsed = drain_in_processes(work, workers, contender.name)
     runs = Counter(logged(log))
     expected = set(keys)
     twice = sum(count - 1 for count in runs.values()) + sum(

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import multiprocessing
 import os
 import sqlite3
 import statistics
 import tempfile
+import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import sqlalchemy as sa
@@ -210,3 +214,49 @@ class Context:
     dialects: tuple[str, ...]
     quick: bool = False
     repeat: int = 3
+
+
+BARRIER_TIMEOUT = 120.0  # seconds for every worker process to connect and get ready
+DRAIN_TIMEOUT = 600.0  # seconds for a drain
+#: What a worker process calls once it is ready: it waits for the others there.
+Ready = Callable[[], None]
+
+
+def drain_in_processes(work: Callable[[Ready], None], workers: int, what: str) -> float:
+    """Run ``work(ready)`` in ``workers`` forked processes, released together once each
+    has called ``ready``: the seconds from the first release to the last end. Raises
+    with a worker's traceback if one failed."""
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(workers + 1)
+    results = context.Queue()
+    processes = [
+        context.Process(target=_drain_in_process, args=(work, start, results))
+        for _ in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    # A broken barrier: a worker failed before it was ready; its report says why.
+    with contextlib.suppress(threading.BrokenBarrierError):
+        start.wait(BARRIER_TIMEOUT)
+    spans = [results.get(timeout=DRAIN_TIMEOUT) for _ in processes]
+    for process in processes:
+        process.join()
+    if failures := [error for _, _, error in spans if error]:
+        raise RuntimeError(f"a {what} worker failed:\n{failures[0]}")
+    return float(max(end for _, end, _ in spans) - min(begin for begin, _, _ in spans))
+
+
+def _drain_in_process(work: Callable[[Ready], None], start: Any, results: Any) -> None:
+    """One worker: its span, from its release to its end (or why it failed)."""
+    began: list[float] = []
+
+    def ready() -> None:
+        start.wait(BARRIER_TIMEOUT)
+        began.append(time.monotonic())
+
+    try:
+        work(ready)
+        results.put((began[0], time.monotonic(), None))
+    except BaseException:
+        start.abort()  # the others (and the benchmark) stop waiting for this one
+        results.put((0.0, 0.0, traceback.format_exc()))

@@ -45,12 +45,8 @@ built where the API allows) until the last process returns. Figures are medians 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import multiprocessing
+import functools
 import os
-import threading
-import time
-import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,11 +66,9 @@ from procrastinate.tasks import Task
 from agentstore import AgentStore, AsyncAgentStore, TaskDraft
 from agentstore.worker import TaskContext, Worker
 from bench.claim import POSTGRES_RESCUE, exactly_once_note
-from bench.harness import Context, Row, median, raw_postgres_dsn
+from bench.harness import Context, Ready, Row, drain_in_processes, median, raw_postgres_dsn
 
 LEASE = timedelta(minutes=5)  # agentstore's default lease, used by the raw loop too
-BARRIER_TIMEOUT = 120.0  # seconds for every worker to connect and get ready
-DRAIN_TIMEOUT = 600.0  # seconds for a drain
 SPEED_TARGET = 1.5  # agentstore against the best peer
 RAW_TARGET = 0.8  # agentstore (either face) against the raw loop
 
@@ -139,8 +133,6 @@ RAW_COMPLETE_AND_CLAIM = (
     + CLAIMABLE.format(gate="AND EXISTS (SELECT 1 FROM closed)")
     + CLAIM_UPDATE
 )
-
-Ready = Callable[[], None]  # a worker calls it once connected: it waits at the barrier
 
 
 @dataclass(frozen=True)
@@ -393,22 +385,6 @@ def install(url: str) -> None:
 # -- a drain ----------------------------------------------------------------------------
 
 
-def worker_process(name: str, drain: Drain, start: Any, results: Any) -> None:
-    """One worker: connect, wait for the others, drain; report its span (or why not)."""
-    began: list[float] = []
-
-    def ready() -> None:
-        start.wait(BARRIER_TIMEOUT)
-        began.append(time.monotonic())
-
-    try:
-        CONTENDERS[name].work(drain, ready)
-        results.put((began[0], time.monotonic(), None))
-    except BaseException:
-        start.abort()  # the others (and the benchmark) stop waiting for this one
-        results.put((0.0, 0.0, traceback.format_exc()))
-
-
 @dataclass(frozen=True)
 class Outcome:
     jobs_per_second: float
@@ -424,25 +400,9 @@ def drain_once(contender: Contender, url: str, jobs: int, workers: int, batch: i
     run_id, job_ids = contender.enqueue(url, jobs)
     with psycopg.connect(raw_postgres_dsn(url), autocommit=True) as pg:
         pg.execute(f"ANALYZE {', '.join(contender.tables)}")
-    context = multiprocessing.get_context("fork")
-    start = context.Barrier(workers + 1)
-    results = context.Queue()
     drain = Drain(url, batch, run_id)
-    processes = [
-        context.Process(target=worker_process, args=(contender.name, drain, start, results))
-        for _ in range(workers)
-    ]
-    for process in processes:
-        process.start()
-    # A broken barrier: a worker failed before it was ready; its report says why.
-    with contextlib.suppress(threading.BrokenBarrierError):
-        start.wait(BARRIER_TIMEOUT)
-    spans = [results.get(timeout=DRAIN_TIMEOUT) for _ in processes]
-    for process in processes:
-        process.join()
-    if failures := [error for _, _, error in spans if error]:
-        raise RuntimeError(f"a {contender.name} worker failed:\n{failures[0]}")
-    elapsed = max(end for _, end, _ in spans) - min(begin for begin, _, _ in spans)
+    work = functools.partial(contender.work, drain)
+    elapsed = drain_in_processes(work, workers, contender.name)
     with psycopg.connect(raw_postgres_dsn(url), autocommit=True) as pg:
         logged = [row[0] for row in pg.execute("SELECT job_id FROM bench_log")]
         done = {row[0] for row in pg.execute(contender.done)}
