@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from agentstore.async_store import AsyncAgentStore
+from agentstore.executions import ExecutionQuery
 from agentstore.executions.scopes import DEFAULT_SCOPES_PAGE
 from agentstore.records import plain
 from agentstore.web import params
@@ -107,13 +108,21 @@ async def stream_run_events(request: Request) -> Response:
 async def list_executions(request: Request) -> Response:
     """``?scope=S`` and the filters (see ``params.execution_query``): one page."""
     scope = params.required(request, "scope")
-    return answer(await store_of(request).executions.list(scope, params.execution_query(request)))
+    return answer(
+        await store_of(request).executions.list(
+            scope, params.execution_query(request.query_params.multi_items())
+        )
+    )
 
 
 async def execution_meta(request: Request) -> Response:
     """The facets and chart buckets of the executions the filters select."""
     scope = params.required(request, "scope")
-    return answer(await store_of(request).executions.meta(scope, params.execution_query(request)))
+    return answer(
+        await store_of(request).executions.meta(
+            scope, params.execution_query(request.query_params.multi_items())
+        )
+    )
 
 
 async def show_execution(request: Request) -> Response:
@@ -133,3 +142,8 @@ async def list_scopes(request: Request) -> Response:
         after=params.one(request, "cursor") or None,
     )
     return answer(page)
+
+
+def filters(request: Request) -> ExecutionQuery:
+    """The executions filters of the query string (see ``params.execution_query``)."""
+    return params.execution_query(request.query_params.multi_items())

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Literal, cast
 from urllib.parse import urlencode
 
-from agentstore.errors import ValidationError
 from agentstore.executions import ExecutionQuery
-from agentstore.executions.query import DEFAULT_PAGE, MAX_PAGE
+from agentstore.web.params import execution_query
 
 FILTERS = ("scope", "status", "trigger", "tool", "from", "to", "code", "had_interaction", "sort")
 PAGING = ("cursor", "limit")
@@ -27,9 +24,8 @@ SORTS = {
     "duration_ms:desc": "longest first",
     "duration_ms:asc": "shortest first",
 }
-# The API's spellings too, so that one query string means the same on both.
+# The API's spellings too (see ``params.SORTS``): one query string means the same on both.
 ALIASES = {"created": "created_at", "duration": "duration_ms"}
-FLAGS = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,27 +53,9 @@ class Filters:
         return f"{ALIASES.get(field, field)}:{direction or 'desc'}"
 
     def query(self) -> ExecutionQuery:
-        """The listing these filters ask for. Raises ``ValidationError`` (a time, a sort,
-        a flag or a page size that is not one; the store checks the rest)."""
-        ordering = self.ordering()
-        if ordering not in SORTS:
-            raise ValidationError(f"sort: one of {', '.join(SORTS)}, not {self.one('sort')!r}")
-        flag = self.one("had_interaction")
-        if flag is not None and flag.lower() not in FLAGS:
-            raise ValidationError(f"had_interaction: yes or no, not {flag!r}")
-        return ExecutionQuery(
-            statuses=self.all("status"),
-            triggers=self.all("trigger"),
-            tools=self.all("tool"),
-            created_from=_moment(self.one("from"), "from"),
-            created_to=_moment(self.one("to"), "to"),
-            code_contains=self.one("code"),
-            had_interaction=None if flag is None else FLAGS[flag.lower()],
-            sort=cast(Literal["created_at", "duration_ms"], ordering.partition(":")[0]),
-            direction=cast(Literal["asc", "desc"], ordering.partition(":")[2]),
-            limit=_limit(self.one("limit")),
-            cursor=self.one("cursor"),
-        )
+        """The listing these filters ask for (read as the API reads them). Raises
+        ``ValidationError``."""
+        return execution_query(self.pairs)
 
     def link(self, **changes: str | None) -> str:
         """The query string of these filters with ``changes`` (a value replaces every
@@ -92,23 +70,3 @@ class Filters:
         """The query string of the page after this one."""
         kept = [(k, v) for k, v in self.pairs if k != "cursor"]
         return "?" + urlencode([*kept, ("cursor", cursor)])
-
-
-def _moment(text: str | None, name: str) -> datetime | None:
-    """An ISO 8601 time (a form's ``datetime-local`` value too); without a zone, UTC."""
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError(f"{name}: not an ISO 8601 time: {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _limit(text: str | None) -> int:
-    if text is None:
-        return DEFAULT_PAGE
-    digits = text.strip()
-    if not (digits.isascii() and digits.isdigit() and 1 <= int(digits) <= MAX_PAGE):
-        raise ValidationError(f"limit: a whole number from 1 to {MAX_PAGE}, not {text!r}")
-    return int(digits)

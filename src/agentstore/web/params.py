@@ -6,8 +6,8 @@ a hostile string is only a string."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from starlette.requests import Request
 
@@ -41,16 +41,17 @@ def required(request: Request, name: str) -> str:
 
 def integer(request: Request, name: str, default: int) -> int:
     text = one(request, name)
-    if text is None:
-        return default
+    return default if text is None else _integer(text, name)
+
+
+def _integer(text: str, name: str) -> int:
     if not re.fullmatch(r"[+-]?\d{1,19}", text.strip()):
         raise ValidationError(f"{name} must be an integer, got {_shown(text)}")
     return int(text)
 
 
-def flag(request: Request, name: str) -> bool | None:
-    text = one(request, name)
-    if text is None or text == "":
+def _flag(text: str | None, name: str) -> bool | None:
+    if text is None:
         return None
     if text.lower() in YES:
         return True
@@ -59,10 +60,10 @@ def flag(request: Request, name: str) -> bool | None:
     raise ValidationError(f"{name} must be true or false, got {_shown(text)}")
 
 
-def moment(request: Request, name: str) -> datetime | None:
-    """An ISO 8601 time; without a zone it is taken as UTC (as the command does)."""
-    text = one(request, name)
-    if text is None or text == "":
+def _moment(text: str | None, name: str) -> datetime | None:
+    """An ISO 8601 time (a form's ``datetime-local`` value too); without a zone it is
+    taken as UTC (as the command does)."""
+    if text is None:
         return None
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
@@ -71,24 +72,35 @@ def moment(request: Request, name: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def execution_query(request: Request) -> ExecutionQuery:
-    """``?status=…&trigger=…&tool=…`` (each repeatable), ``from``, ``to``, ``code``,
-    ``had_interaction``, ``sort=created_at|duration[:asc|:desc]``, ``limit``, ``cursor``."""
-    field, _, direction = (one(request, "sort") or "created_at").partition(":")
-    paging: dict[str, Any] = {
-        "sort": SORTS.get(field, field),
-        "direction": direction or "desc",
-        "limit": integer(request, "limit", DEFAULT_PAGE),
-        "cursor": one(request, "cursor") or None,
-    }
-    params = request.query_params
+def execution_query(pairs: Sequence[tuple[str, str]]) -> ExecutionQuery:
+    """The listing a query string asks for, from its ``(name, value)`` pairs (the API's
+    and the dashboard's alike): ``status``, ``trigger``, ``tool`` (each repeatable),
+    ``from``, ``to``, ``code``, ``had_interaction``, ``sort=created_at|duration[:asc|
+    :desc]``, ``limit``, ``cursor``. An empty value is no filter (an HTML form sends
+    its empty fields); any other name given twice is refused."""
+    given: dict[str, list[str]] = {}
+    for name, value in pairs:
+        if value.strip() != "":
+            given.setdefault(name, []).append(value)
+
+    def single(name: str) -> str | None:
+        values = given.get(name, [])
+        if len(values) > 1:
+            raise ValidationError(f"{name} is given {len(values)} times: give it once")
+        return values[0] if values else None
+
+    field, _, direction = (single("sort") or "created_at").partition(":")
+    limit = single("limit")
     return ExecutionQuery(
-        statuses=params.getlist("status"),
-        triggers=params.getlist("trigger"),
-        tools=params.getlist("tool"),
-        created_from=moment(request, "from"),
-        created_to=moment(request, "to"),
-        code_contains=one(request, "code") or None,
-        had_interaction=flag(request, "had_interaction"),
-        **paging,
+        statuses=given.get("status", []),
+        triggers=given.get("trigger", []),
+        tools=given.get("tool", []),
+        created_from=_moment(single("from"), "from"),
+        created_to=_moment(single("to"), "to"),
+        code_contains=single("code"),
+        had_interaction=_flag(single("had_interaction"), "had_interaction"),
+        sort=SORTS.get(field, field),  # type: ignore[arg-type]  # the library checks it
+        direction=direction or "desc",  # type: ignore[arg-type]
+        limit=DEFAULT_PAGE if limit is None else _integer(limit, "limit"),
+        cursor=single("cursor"),
     )
