@@ -19,6 +19,7 @@ BENCHMARKS = (
     "recorder",
     "append",
     "listing",
+    "web",
     "snapshot",
     "retention",
     "telemetry",
