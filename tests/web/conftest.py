@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class Api:
     """The app over an ``AsyncAgentStore``, called from plain test code."""
 
     def __init__(self, url: str, **options: Any) -> None:
+        self.threads_before = set(threading.enumerate())
         self.runner = asyncio.Runner()
         self.store = AsyncAgentStore.open(url)
         self.app = create_app(self.store, **options)
@@ -102,7 +104,19 @@ class Api:
     def close(self) -> None:
         self.runner.run(self.client.aclose())
         self.runner.run(self.store.close())
+        self.runner.run(aiosqlite_threads_ended(self.threads_before))
         self.runner.close()
+
+
+async def aiosqlite_threads_ended(before: set[threading.Thread]) -> None:
+    """Run this loop until the aiosqlite worker threads started since ``before`` have
+    ended: one whose connect failed (a database gone) still posts its stop to the loop,
+    which must not be closed before (the thread would fail, and pytest warn)."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while asyncio.get_running_loop().time() < deadline and any(
+        "_connection_worker_thread" in thread.name for thread in set(threading.enumerate()) - before
+    ):
+        await asyncio.sleep(0.01)
 
 
 @pytest.fixture(scope="module")
