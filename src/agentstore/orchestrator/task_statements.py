@@ -226,3 +226,44 @@ def statements(backend: Backend) -> Statements:
         ),
         record_attempt=backend.insert(ATTEMPTS).on_conflict_do_nothing(),
     )
+
+
+#: The most completions ``complete_many`` takes at once.
+MAX_BATCH = 1000
+
+
+@functools.cache
+def close_many(size: int) -> sa.Update:
+    """Complete ``size`` tasks in one UPDATE: each task ``:id_<n>`` (n from 0) that is
+    still held under the claim ``:attempt_<n>``, with its summary ``:summary_<n>``. Built
+    once per size (a worker's batches are mostly of one size), so that SQLAlchemy finds
+    it compiled; where the database runs data-modifying CTEs, ``task_steps`` does it."""
+    rows = [
+        (
+            sa.bindparam(f"id_{n}", type_=TASKS.c.id.type),
+            sa.bindparam(f"attempt_{n}", type_=sa.Integer),
+            sa.bindparam(f"summary_{n}", type_=sa.String),
+        )
+        for n in range(size)
+    ]
+    items = (
+        sa.values(
+            sa.column("id", TASKS.c.id.type),
+            sa.column("attempt", sa.Integer),
+            sa.column("summary", sa.String),
+            name="items",
+        )
+        .data(rows)
+        .cte("items")
+    )
+    return (
+        sa.update(TASKS)
+        .where(TASKS.c.id == items.c.id, TASKS.c.attempt == items.c.attempt, IS_HELD)
+        .values(
+            status=TaskStatus.COMPLETED.value,
+            implementation_summary=items.c.summary,
+            blocker_signature=None,
+            **RELEASED,
+        )
+        .returning(*TASK_COLUMNS)
+    )
