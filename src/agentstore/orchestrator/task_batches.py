@@ -26,6 +26,7 @@ from agentstore import validation
 from agentstore.backends import schema_of
 from agentstore.errors import StaleClaimError, ValidationError
 from agentstore.models import Task
+from agentstore.models.base import utcnow
 from agentstore.operations import writes
 from agentstore.orchestrator.common import insert_events
 from agentstore.orchestrator.task_records import TaskRecord
@@ -108,7 +109,7 @@ class TaskBatches(TaskRepository):
     def _close_many(self, items: builtins.list[dict[str, Any]]) -> builtins.list[TaskRecord]:
         """End the claims still current, then record their attempts and journal them:
         three statements for the whole batch."""
-        params = {}
+        params: dict[str, Any] = {"now": utcnow()}
         for n, item in enumerate(items):
             params[f"id_{n}"] = item["task_id"]
             params[f"attempt_{n}"] = item["attempt"]
