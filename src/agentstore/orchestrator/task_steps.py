@@ -4,8 +4,10 @@ several statements in one transaction (``tasks.TaskRepository``).
 
 A step writes several tables: a claim first rescues expired leases (recording each lost
 attempt and journalling it); ending a claim records the attempt and journals it;
-"complete this, claim the next" does both. Being one statement, each is atomic without a
-transaction around it, so a face runs it in autocommit: one round trip to the server.
+"complete this, claim the next" does both, and a batch of completions (``task_batches``)
+ends many claims at once. Being one statement, each is atomic without a transaction
+around it, so a face runs it in autocommit: one round trip to the server (a batch of
+completions runs in a transaction: a refused completion undoes the whole batch).
 
 Every part of one statement sees the same snapshot of the tables, so a task the rescue
 frees cannot be claimed by the same statement (the caller claims again when the rescue
@@ -20,7 +22,7 @@ parsed between calls (the same statement rendered by SQLAlchemy is 7 KB, and psy
 spent a quarter of a step's client time parsing it again each time). Their columns are
 the models' (the result is typed by them, and the tests run every step).
 
-The rows a step returns are tasks, each with its ``part``: ``closed`` (the task it
+The rows a step returns are tasks, each with its ``part``: ``closed`` (a task it
 ended), ``rescued`` or ``claimed``. In a store with a schema of its own, every table
 named after FROM, UPDATE or INTO is named in that schema.
 """
