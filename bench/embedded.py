@@ -350,7 +350,7 @@ def raw_batched_work(drain: Drain, ready: Ready) -> None:
 
     def transact(statements: list[tuple[str, Any]]) -> list[list[Any]]:
         lite.execute("BEGIN IMMEDIATE")
-        results = []
+        results: list[list[Any]] = []
         for sql, parameters in statements:
             if isinstance(parameters, list):  # one executemany for the batch
                 lite.executemany(sql, parameters)
