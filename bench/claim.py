@@ -80,6 +80,17 @@ SQLITE_JOURNAL = f"""
 INSERT INTO events ({EVENT_COLUMNS})
 VALUES (:run_id, :now, 'system', 'task_completed', 'Task completed.', :payload, 0)"""
 
+# A batch of completions (the library's ``complete_many``), in the same transaction as
+# the next claim: one UPDATE ending every claim in hand, then the attempts' records and
+# the journal events each one executemany.
+SQLITE_CLOSE_MANY = f"""
+WITH items(id, attempt, summary) AS (VALUES {{items}})
+UPDATE tasks SET status = 'completed', claimed_by = NULL, lease_expires_at = NULL,
+    implementation_summary = items.summary, blocker_signature = NULL, updated_at = :now
+FROM items WHERE tasks.id = items.id AND tasks.attempt = items.attempt
+    AND tasks.status = 'in_progress'
+RETURNING {RETURNED}"""
+
 # PostgreSQL: each step is one statement of data-modifying CTEs, run in autocommit.
 POSTGRES_RESCUE = f"""
 rescuable AS MATERIALIZED (
@@ -191,6 +202,35 @@ def sqlite_complete(row: Any) -> Statements:
     return [
         (SQLITE_CLOSE, close),
         (SQLITE_RECORD_ATTEMPT, record),
+        (SQLITE_JOURNAL, journal),
+    ]
+
+
+def sqlite_complete_many(rows: list[Any]) -> list[tuple[str, Any]]:
+    """The completion of every task in hand: each statement's parameters, or for the
+    attempts and events a list of them (one ``executemany`` each)."""
+    now = sqlite_text(datetime.now(UTC))
+    items = ", ".join(f"(:id_{n}, :attempt_{n}, :summary_{n})" for n in range(len(rows)))
+    close: dict[str, Any] = {"now": now}
+    records, journal = [], []
+    for n, row in enumerate(rows):
+        task_id, attempt = uuid.UUID(row[0]), row[ATTEMPT]
+        close.update({f"id_{n}": task_id.hex, f"attempt_{n}": attempt, f"summary_{n}": "done"})
+        records.append(
+            {
+                "attempt_id": uuid.uuid4().hex,
+                "run_id": row[1],
+                "task_id": task_id.hex,
+                "attempt": attempt,
+                "summary": "done",
+                "now": now,
+            }
+        )
+        payload = json.dumps({"task_id": str(task_id), "attempt": attempt})
+        journal.append({"run_id": row[1], "now": now, "payload": payload})
+    return [
+        (SQLITE_CLOSE_MANY.format(items=items), close),
+        (SQLITE_RECORD_ATTEMPT, records),
         (SQLITE_JOURNAL, journal),
     ]
 

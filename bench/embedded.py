@@ -29,6 +29,9 @@ row shows it, at the fewest workers measured). How each contender is driven:
   worker in steady state does.
 - ``unfused``: the same with ``complete`` for every task and ``claim_next``
   when the hand is empty (the issue's first measurement).
+- ``complete_many`` (batch 10 only): the public API settling a whole hand at once:
+  ``claim_next(limit=10)``, the ten bodies, then one ``complete_many`` completing all ten
+  and claiming the next ten in one transaction.
 - ``worker``: ``Worker(store, handler, run_id=..., concurrency=b, batch=b,
   listen=False).run(until_idle=True)`` (a worker claims no more tasks than it has free
   slots, so batch b needs concurrency b).
@@ -37,6 +40,9 @@ row shows it, at the fewest workers measured). How each contender is driven:
   the claim in one ``BEGIN IMMEDIATE`` transaction, a completion the fenced UPDATE, the
   attempt's record and the journal event in another, and the completion of the last task
   in hand shares its transaction with the next claim (the library's fused step).
+- ``raw batched`` (batch 10 only): the same loop doing ``complete_many``'s statements:
+  in one ``BEGIN IMMEDIATE`` transaction, one UPDATE ending every claim in hand, one
+  ``executemany`` of the attempts' records, one of the events, the rescue and the claim.
 
 Every drain starts from an empty log and a fresh queue (huey: a new database file;
 agentstore: a new run, deleted afterwards) and is checked for exactly-once: every task's
@@ -63,9 +69,16 @@ from typing import Any
 from huey import SqliteHuey
 from huey.consumer import Worker as HueyWorker
 
-from agentstore import AgentStore, TaskDraft
+from agentstore import AgentStore, Completion, TaskDraft
 from agentstore.worker import TaskContext, Worker
-from bench.claim import ATTEMPT, POSITION, Statements, sqlite_claim, sqlite_complete
+from bench.claim import (
+    ATTEMPT,
+    POSITION,
+    Statements,
+    sqlite_claim,
+    sqlite_complete,
+    sqlite_complete_many,
+)
 from bench.harness import Context, Ready, Row, drain_in_processes, median, raw_sqlite_connect
 
 LEASE = timedelta(minutes=5)
@@ -250,6 +263,30 @@ def unfused_work(drain: Drain, ready: Ready) -> None:
                 store.tasks.complete(task.id, "done", attempt=task.attempt)
 
 
+def batched_work(drain: Drain, ready: Ready) -> None:
+    """The public API settling the whole hand at once: every task's body, then one
+    ``complete_many`` completing them all and claiming the next hand."""
+    run_id = uuid.UUID(drain.run_id)
+    worker = f"api-{uuid.uuid4().hex[:8]}"
+    with AgentStore.open(drain.queue) as store:
+        store.runs.get(run_id)  # connect before the clock starts
+        ready()
+        held = store.tasks.claim_next(worker, run_id=run_id, lease=LEASE, limit=drain.batch)
+        while held:
+            for task in held:
+                body(str(task.id))
+            handoff = store.tasks.complete_many(
+                [Completion(task.id, "done", task.attempt) for task in held],
+                worker=worker,
+                run_id=run_id,
+                lease=LEASE,
+                limit=drain.batch,
+            )
+            if handoff.stale:
+                raise RuntimeError(f"lost the claims on tasks {handoff.stale}")
+            held = handoff.claimed
+
+
 def worker_work(drain: Drain, ready: Ready) -> None:
     run_id = uuid.UUID(drain.run_id)
 
@@ -304,6 +341,42 @@ def raw_work(drain: Drain, ready: Ready) -> None:
             held = claimed(results[3:])
 
 
+def raw_batched_work(drain: Drain, ready: Ready) -> None:
+    """``complete_many``'s statements by hand on sqlite3: the hand's bodies, then its
+    completions and the next claim in one transaction."""
+    run_id = uuid.UUID(drain.run_id)
+    worker = f"raw-{uuid.uuid4().hex[:8]}"
+    lite = raw_sqlite_connect(drain.queue)
+
+    def transact(statements: list[tuple[str, Any]]) -> list[list[Any]]:
+        lite.execute("BEGIN IMMEDIATE")
+        results: list[list[Any]] = []
+        for sql, parameters in statements:
+            if isinstance(parameters, list):  # one executemany for the batch
+                lite.executemany(sql, parameters)
+                results.append([])
+            else:
+                results.append(lite.execute(sql, parameters).fetchall())
+        lite.execute("COMMIT")
+        return results
+
+    def claimed(results: list[list[Any]]) -> list[Any]:
+        *rescued, rows = results
+        assert not any(rescued), "a lease ran out during the drain"
+        return sorted(rows, key=lambda row: (row[POSITION], row[0]))  # plan order
+
+    with contextlib.closing(lite):
+        ready()
+        held = claimed(transact(sqlite_claim(worker, run_id, drain.batch)))
+        while held:
+            for row in held:
+                body(str(uuid.UUID(row[0])))
+            completing = sqlite_complete_many(held)
+            results = transact(completing + sqlite_claim(worker, run_id, drain.batch))
+            assert len(results[0]) == len(held), "a claim in hand was lost"
+            held = claimed(results[len(completing) :])
+
+
 # -- the contenders ---------------------------------------------------------------------
 
 
@@ -345,6 +418,12 @@ CONTENDERS = {
         Contender("unfused", "agentstore", plan_tasks, unfused_work, agentstore_undone),
         Contender("worker", "agentstore", plan_tasks, worker_work, agentstore_undone),
         Contender("raw sqlite3", "agentstore", plan_tasks, raw_work, agentstore_undone),
+        Contender(
+            "complete_many", "agentstore", plan_tasks, batched_work, agentstore_undone, (10,)
+        ),
+        Contender(
+            "raw batched", "agentstore", plan_tasks, raw_batched_work, agentstore_undone, (10,)
+        ),
     )
 }
 
@@ -478,6 +557,42 @@ def report(context: Context, workers: int, figures: dict[tuple[str, int], Figure
                     notes=exactly_once_note(figures[name, batch], drains=drains),
                 )
             )
+    report_batched(context, workers, figures)
+
+
+def report_batched(context: Context, workers: int, figures: dict[tuple[str, int], Figure]) -> None:
+    """``complete_many`` (a whole hand of 10 settled with the next claim) against huey
+    and against the raw loop doing its statements."""
+    judged = not context.quick
+    huey, batched = figures["huey", 1], figures["complete_many", 10]
+    raw = figures["raw batched", 10]
+    setting = f"W={workers} batch=10"
+    context.report.add(
+        Row(
+            "embedded",
+            f"{setting}: API complete_many vs huey",
+            "tasks/s",
+            batched[0],
+            huey[0],
+            target=f">= {HUEY_TARGET:g}x huey",
+            met=batched[0] >= HUEY_TARGET * huey[0] if judged else None,
+            notes="raw column: huey SqliteStorage; "
+            + exactly_once_note(batched, huey, drains=2 * context.repeat),
+        )
+    )
+    context.report.add(
+        Row(
+            "embedded",
+            f"{setting}: API complete_many vs raw batched",
+            "tasks/s",
+            batched[0],
+            raw[0],
+            target=f">= {RAW_TARGET:g}x raw",
+            met=batched[0] >= RAW_TARGET * raw[0] if judged else None,
+            notes="raw column: sqlite3 doing complete_many's statements; "
+            + exactly_once_note(raw, drains=context.repeat),
+        )
+    )
 
 
 def report_huey_default(

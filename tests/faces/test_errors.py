@@ -19,6 +19,7 @@ import agentstore.faces
 from agentstore import (
     AgentStore,
     AsyncAgentStore,
+    Completion,
     ExecutionQuery,
     NewEvent,
     NewToolCall,
@@ -141,6 +142,13 @@ def valid_calls(w: World) -> dict[str, dict[str, Any]]:
             "lease": LEASE,
             "limit": 1,
             "result": None,
+        },
+        "tasks.complete_many": {
+            "completions": [Completion(w.task, "s", 1, {"r": 1})],
+            "worker": "w",
+            "run_id": w.run,
+            "lease": LEASE,
+            "limit": 1,
         },
         "attempts.add": {
             "run_id": w.run,

@@ -20,7 +20,7 @@ from alembic import command
 from sqlalchemy.engine import make_url
 
 import agentstore
-from agentstore import AgentStore, TaskDraft
+from agentstore import AgentStore, Completion, TaskDraft
 from agentstore.backends.listen import TASKS_CHANNEL, channel
 from agentstore.errors import NotFoundError, ValidationError
 from agentstore.schema import VERSION_TABLE, revisions
@@ -89,6 +89,10 @@ def test_two_stores_in_two_schemas_of_one_database_are_independent(
         kinds_a = [e.kind for e in a.events.list(run_a.id)]
         assert kinds_a.count("task_completed") == 1
         assert "task_completed" not in [e.kind for e in b.events.list(run_b.id)]
+        rest = [Completion(t.id, "done", t.attempt) for t in claimed_a[1:]]
+        batch = a.tasks.complete_many(rest, worker="w", limit=10)
+        assert [t.title for t in batch.completed] == ["a1", "a2"] and batch.claimed == []
+        assert [e.kind for e in a.events.list(run_a.id)].count("task_completed") == 3
 
         a.executions.create("scope", "print(1)")
         b.executions.create("scope", "print(2)")

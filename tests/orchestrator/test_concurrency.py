@@ -21,6 +21,7 @@ from tests.support.task_workers import (
     claim_and_hang,
     create_work_log,
     drain,
+    drain_in_batches,
     kill,
     read_work_log,
 )
@@ -81,6 +82,34 @@ def test_eight_workers_drain_two_thousand_tasks_exactly_once(
         f"({2000 / elapsed:.0f} tasks/s); double claims 0, lost 0; "
         f"per worker {sorted(Counter(e.worker for e in log).values())}"
     )
+
+
+def test_eight_workers_completing_in_batches_drain_every_task_exactly_once(
+    store: AgentStore, run: RunRecord, db_url: str
+) -> None:
+    # Each worker claims 10, then completes them and claims the next 10 in one call.
+    create_work_log(store)
+    store.tasks.replace_pending(run.id, drafts(400))
+    start = SPAWN.Event()
+    workers = [
+        SPAWN.Process(target=drain_in_batches, args=(db_url, str(run.id), f"w{n}", 10, start))
+        for n in range(8)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()  # type: ignore[attr-defined]
+    join(workers)
+
+    log = read_work_log(store)
+    tasks = store.tasks.list(run.id)
+    assert {task.status for task in tasks} == {TaskStatus.COMPLETED}  # 0 lost
+    assert {task.attempt for task in tasks} == {1}  # 0 double claims
+    assert sorted(entry.task_id for entry in log) == sorted(str(task.id) for task in tasks)
+    assert {entry.outcome for entry in log} == {"completed"}
+    attempts = store.attempts.recent(run.id, 1000)
+    assert sorted((a.task_id, a.attempt) for a in attempts) == sorted((t.id, 1) for t in tasks)
+    completed = [e for e in store.events.list(run.id, 1000) if e.kind == "task_completed"]
+    assert sorted(e.payload["task_id"] for e in completed) == sorted(str(t.id) for t in tasks)
 
 
 def test_a_killed_workers_task_is_rescued_and_its_token_refused(

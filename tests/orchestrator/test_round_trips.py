@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from agentstore import AgentStore, RunRecord, TaskDraft
+from agentstore import AgentStore, Completion, RunRecord, TaskDraft
 from agentstore.orchestrator.task_steps import steps
 
 MESSAGE = re.compile(r"^[^\t]+\tF\t\d+\t(\w+)")
@@ -81,6 +81,20 @@ def test_a_workers_steps_are_one_round_trip_each(
         # them (the counts above are not blind to them).
         store.runs.get(run.id)
         assert round_trips(sent()) == 3
+
+
+def test_a_batch_of_completions_and_the_next_claim_are_one_statement(
+    store: AgentStore, run: RunRecord, tmp_path: Path
+) -> None:
+    # complete_many runs in a transaction (a refused completion undoes the whole batch):
+    # BEGIN, the one statement, COMMIT, whatever the size of the batch.
+    store.tasks.replace_pending(run.id, [TaskDraft(f"t{n}", "o") for n in range(20)])
+    held = store.tasks.claim_next("w", run_id=run.id, limit=10)
+    with traced(store, tmp_path / "trace") as sent:
+        batch = [Completion(task.id, "done", task.attempt) for task in held]
+        handoff = store.tasks.complete_many(batch, worker="w", run_id=run.id, limit=10)
+        assert round_trips(sent()) == 3
+    assert len(handoff.completed) == len(handoff.claimed) == 10
 
 
 def test_the_steps_stay_short_enough_for_psycopg_to_keep_them_parsed(store: AgentStore) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from agentstore import AgentStore
+from agentstore import AgentStore, Completion
 from agentstore.errors import StaleClaimError
 
 WORK_LOG = sa.table(
@@ -68,6 +68,33 @@ def drain(url: str, run_id: str, worker: str, limit: int, start: Any, stop: Any)
                     _log(store, task.id, worker, task.attempt, "stale")
                 else:
                     _log(store, task.id, worker, task.attempt, "completed")
+
+
+def drain_in_batches(url: str, run_id: str, worker: str, limit: int, start: Any) -> None:
+    """Claim ``limit`` tasks, then complete them all and claim the next ``limit`` with one
+    ``complete_many``, until a claim finds nothing; each task logged once its batch
+    committed (one transaction for the batch's log)."""
+    run = uuid.UUID(run_id)
+    lease = timedelta(minutes=5)
+    with AgentStore.open(url) as store:
+        start.wait()
+        held = store.tasks.claim_next(worker, run_id=run, lease=lease, limit=limit)
+        while held:
+            batch = [Completion(t.id, f"done by {worker}", t.attempt) for t in held]
+            handoff = store.tasks.complete_many(
+                batch, worker=worker, run_id=run, lease=lease, limit=limit
+            )
+            entries = [(t.id, t.attempt, "completed") for t in handoff.completed]
+            entries += [(task_id, 0, "stale") for task_id in handoff.stale]
+            with store.engine.begin() as connection:
+                connection.execute(
+                    sa.insert(WORK_LOG),
+                    [
+                        {"task_id": str(t), "worker": worker, "attempt": a, "outcome": o}
+                        for t, a, o in entries
+                    ],
+                )
+            held = handoff.claimed
 
 
 def claim_and_hang(url: str, run_id: str, lease_seconds: float, claims: Any) -> None:

@@ -15,6 +15,7 @@ from agentstore.orchestrator.journal import (
 from agentstore.orchestrator.retention import SweepCounts
 from agentstore.orchestrator.runs import RunPage, RunRecord, RunRepository
 from agentstore.orchestrator.snapshot import RunSnapshot, SnapshotLimits
+from agentstore.orchestrator.task_batches import BatchHandoff, Completion
 from agentstore.orchestrator.tasks import Handoff, TaskDraft, TaskRecord, TaskRepository
 
 __all__ = [
@@ -28,8 +29,10 @@ __all__ = [
     "AttemptRecord",
     "AttemptRepository",
     "Backoff",
+    "BatchHandoff",
     "CheckpointRecord",
     "CheckpointRepository",
+    "Completion",
     "EventRecord",
     "EventRepository",
     "Handoff",

@@ -1,12 +1,15 @@
 """What ``store.tasks`` does beyond ``TaskRepository``, in each face: a task that waits
-for a person (``task_waits``), and the tasks of runs counted by status (``task_counts``)."""
+for a person (``task_waits``), the tasks of runs counted by status (``task_counts``), and
+completions in batches (``task_batches``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from agentstore.orchestrator.task_batches import BatchHandoff, Completion, TaskBatches
 from agentstore.orchestrator.task_counts import TaskCounts
 from agentstore.orchestrator.task_records import TaskRecord
 from agentstore.orchestrator.task_waits import TaskWaits
@@ -57,6 +60,41 @@ class TasksExtras:
         the database. At most 500 runs at once. Raises ``ValidationError``."""
         return self._calls.read(TaskCounts, TaskCounts.by_status, run_ids)
 
+    def complete_many(
+        self,
+        completions: Iterable[Completion],
+        *,
+        worker: str | None = None,
+        run_id: Id | None = None,
+        lease: timedelta = timedelta(minutes=5),
+        limit: int = 0,
+    ) -> BatchHandoff:
+        """Complete every task of ``completions`` (at most 1,000, each a ``Completion``:
+        a task the caller holds under ``attempt``), then, with ``limit`` > 0, claim up to
+        ``limit`` tasks for ``worker`` (as ``claim_next``: of ``run_id`` or any run, under
+        a lease of ``lease``), all in one transaction: a worker's step in steady state
+        when it finished several tasks. Each completion is fenced, recorded (its attempt,
+        with ``result``) and journalled (``task_completed``) as ``complete`` does it, with
+        one statement per table for the whole batch.
+
+        Returns a ``BatchHandoff``, in the order given: the tasks completed; the ids of
+        the tasks whose claim was lost (``complete`` would raise ``StaleClaimError``):
+        their completion is discarded and the others stand; the tasks claimed. Made
+        again after it committed (its reply was lost), a completion writes nothing and
+        its task is reported completed. Raises ``InvalidTransitionError`` (a task the
+        caller ended otherwise under that attempt), ``NotFoundError``: then nothing is
+        written, the claim included; ``ValidationError`` (a bad completion, a task named
+        twice, a claim without ``worker``; nothing is written)."""
+        return self._calls.write(
+            TaskBatches,
+            TaskBatches.complete_many,
+            completions,
+            worker=worker,
+            run_id=run_id,
+            lease=lease,
+            limit=limit,
+        )
+
 
 class AsyncTasksExtras:
     _calls: AsyncCalls
@@ -76,3 +114,23 @@ class AsyncTasksExtras:
     async def counts(self, run_ids: Iterable[Id]) -> dict[UUID, dict[TaskStatus, int]]:
         """As ``store.tasks.counts`` of the sync face."""
         return await self._calls.read(TaskCounts, TaskCounts.by_status, run_ids)
+
+    async def complete_many(
+        self,
+        completions: Iterable[Completion],
+        *,
+        worker: str | None = None,
+        run_id: Id | None = None,
+        lease: timedelta = timedelta(minutes=5),
+        limit: int = 0,
+    ) -> BatchHandoff:
+        """As ``store.tasks.complete_many`` of the sync face."""
+        return await self._calls.write(
+            TaskBatches,
+            TaskBatches.complete_many,
+            completions,
+            worker=worker,
+            run_id=run_id,
+            lease=lease,
+            limit=limit,
+        )

@@ -4,8 +4,10 @@ several statements in one transaction (``tasks.TaskRepository``).
 
 A step writes several tables: a claim first rescues expired leases (recording each lost
 attempt and journalling it); ending a claim records the attempt and journals it;
-"complete this, claim the next" does both. Being one statement, each is atomic without a
-transaction around it, so a face runs it in autocommit: one round trip to the server.
+"complete this, claim the next" does both, and a batch of completions (``task_batches``)
+ends many claims at once. Being one statement, each is atomic without a transaction
+around it, so a face runs it in autocommit: one round trip to the server (a batch of
+completions runs in a transaction: a refused completion undoes the whole batch).
 
 Every part of one statement sees the same snapshot of the tables, so a task the rescue
 frees cannot be claimed by the same statement (the caller claims again when the rescue
@@ -20,7 +22,7 @@ parsed between calls (the same statement rendered by SQLAlchemy is 7 KB, and psy
 spent a quarter of a step's client time parsing it again each time). Their columns are
 the models' (the result is typed by them, and the tests run every step).
 
-The rows a step returns are tasks, each with its ``part``: ``closed`` (the task it
+The rows a step returns are tasks, each with its ``part``: ``closed`` (a task it
 ended), ``rescued`` or ``claimed``. In a store with a schema of its own, every table
 named after FROM, UPDATE or INTO is named in that schema.
 """
@@ -128,7 +130,31 @@ closed_event AS ({_EVENT}
 # What the rest of a step that ends a claim runs under.
 _WENT_THROUGH = "AND EXISTS (SELECT FROM closed)"
 
+# Complete the tasks ``:ids``, each still held under its ``:attempts``, with its
+# ``:summaries``; record each attempt with its ``:results`` (JSON texts) and journal it.
+# Arrays, one element per task, so that one statement of fixed text ends a whole batch.
+_CLOSE_MANY = f"""items AS (
+    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:attempts AS integer[]),
+        CAST(:summaries AS text[]), CAST(:results AS jsonb[]))
+        AS item (id, attempt, summary, result)),
+closed AS (
+    UPDATE tasks SET status = 'completed', implementation_summary = items.summary,
+        blocker_signature = NULL, claimed_by = NULL, lease_expires_at = NULL,
+        updated_at = now()
+    FROM items WHERE tasks.id = items.id AND tasks.attempt = items.attempt
+        AND tasks.status = 'in_progress'
+    RETURNING tasks.*),
+closed_attempt AS ({_ATTEMPT}
+    SELECT gen_random_uuid(), run_id, closed.id, closed.attempt, 'completed',
+        implementation_summary, NULL, items.result, now()
+    FROM closed JOIN items ON items.id = closed.id ON CONFLICT DO NOTHING),
+closed_event AS ({_EVENT}
+    SELECT run_id, now(), 'system', 'task_completed', 'Task completed.', {_PAYLOAD}, {_XID}
+    FROM closed)"""
 
+
+_SPACES = re.compile(r"\s+")
+_ONE_RESULT = re.compile(r":result\b")
 _TABLE = re.compile(r"\b(FROM|UPDATE|INTO) (tasks|task_attempts|events|runs)\b")
 
 
@@ -136,10 +162,11 @@ def _step(ctes: list[str], parts: tuple[str, ...], schema: str | None) -> Step:
     # Each part is ``tasks.*`` (RETURNING), so the parts line up; columns named once.
     rows = " UNION ALL ".join(f"SELECT '{part}' AS part, * FROM {part}" for part in parts)
     sql = f"WITH {', '.join(ctes)}\nSELECT part, {_COLUMNS} FROM ({rows}) AS parts"
+    sql = _SPACES.sub(" ", sql)  # the layout above is for readers: the 4 KB are the server's
     if schema is not None:  # a plain identifier (see backends.check_schema)
         sql = _TABLE.sub(lambda found: f'{found[1]} "{schema}".{found[2]}', sql)
     text = sa.text(sql)
-    if CLOSED in parts:  # an attempt's result goes in as JSON
+    if _ONE_RESULT.search(sql):  # an attempt's result goes in as JSON
         text = text.bindparams(sa.bindparam("result", type_=ATTEMPTS.c.result.type))
     return text.columns(sa.column("part", sa.String), *TASK_COLUMNS)
 
@@ -160,23 +187,40 @@ def _close_and_claim_step(run: tuple[str, str], schema: str | None) -> Step:
     return _step(ctes, (CLOSED, RESCUED, CLAIMED), schema)
 
 
+def _close_many_and_claim_step(run: tuple[str, str], schema: str | None) -> Step:
+    # The rescue passes over the tasks being completed (a statement updates a row
+    # once); the claim happens whether or not any of them was still held.
+    rescue = _RESCUE.format(only_if="AND id NOT IN (SELECT id FROM items)")
+    ctes = [_CLOSE_MANY, rescue, _claim(run)]
+    return _step(ctes, (CLOSED, RESCUED, CLAIMED), schema)
+
+
 @dataclass(frozen=True)
 class Steps:
     """Parameters: a claim's (``:worker``, ``:lease``, ``:limit``, ``:in_run``,
     ``:rescue_limit``), an ending's (``:task_id``, ``:held_attempt``, ``:new_status``,
-    ``:summary``, ``:blocker``, ``:result``, ``:kind``, ``:message``)."""
+    ``:summary``, ``:blocker``, ``:result``, ``:kind``, ``:message``), a batch of
+    completions' (``:ids``, ``:attempts``, ``:summaries``, ``:results``: arrays)."""
 
     claim_in_run: Step
     claim_any_run: Step
     close: Step
     close_and_claim_in_run: Step
     close_and_claim_any_run: Step
+    close_many: Step
+    close_many_and_claim_in_run: Step
+    close_many_and_claim_any_run: Step
 
     def claim(self, run_id: UUID | None) -> Step:
         return self.claim_any_run if run_id is None else self.claim_in_run
 
     def close_and_claim(self, run_id: UUID | None) -> Step:
         return self.close_and_claim_any_run if run_id is None else self.close_and_claim_in_run
+
+    def close_many_and_claim(self, run_id: UUID | None) -> Step:
+        if run_id is None:
+            return self.close_many_and_claim_any_run
+        return self.close_many_and_claim_in_run
 
 
 @functools.cache
@@ -191,4 +235,7 @@ def steps(backend: Backend, schema: str | None) -> Steps | None:
         close=_step([_CLOSE], (CLOSED,), schema),
         close_and_claim_in_run=_close_and_claim_step(_IN_RUN, schema),
         close_and_claim_any_run=_close_and_claim_step(_ANY_RUN, schema),
+        close_many=_step([_CLOSE_MANY], (CLOSED,), schema),
+        close_many_and_claim_in_run=_close_many_and_claim_step(_IN_RUN, schema),
+        close_many_and_claim_any_run=_close_many_and_claim_step(_ANY_RUN, schema),
     )
