@@ -42,10 +42,11 @@ from agentstore.errors import (
     ValidationError,
 )
 from agentstore.models import Task
-from agentstore.orchestrator import Backoff, TaskRecord
+from agentstore.orchestrator import Backoff, BatchHandoff, Completion, TaskRecord
 from agentstore.statuses import TaskStatus
 from agentstore.store import AgentStore
 from agentstore.validation import Id
+from agentstore.worker.completions import GroupCommit
 from agentstore.worker.outcomes import Block, Retry, TaskContext, Wait
 
 log = logging.getLogger("agentstore.worker")
@@ -175,6 +176,7 @@ class Worker:
         self._handler_is_async = inspect.iscoroutinefunction(handler)
         self._store_threads: ThreadPoolExecutor | None = None
         self._handler_threads: ThreadPoolExecutor | None = None
+        self._completions = GroupCommit(self._settle)
 
     @property
     def counters(self) -> WorkerCounters:
@@ -428,10 +430,14 @@ class Worker:
             self._count("cancelled")
 
     async def _complete(self, task: TaskRecord, value: Any) -> None:
-        """Complete the task and, unless stopping, claim the next one in the same call
-        (one transaction instead of two)."""
+        """Complete the task and, unless stopping, claim the next one in the same write,
+        together with the tasks that finished meanwhile (``completions.GroupCommit``)."""
         summary = value if isinstance(value, str) and value.strip() else "completed"
-        result = None if isinstance(value, str) else value
+        try:  # checked here, so that a bad result never refuses the others of its group
+            result = validation.json_value(None if isinstance(value, str) else value, "result")
+        except ValidationError as exc:  # a result that is not JSON
+            await self._fail(task, f"the handler's result was refused: {exc}", None, exc)
+            return
         assert self._stopping is not None
         try:
             if self._stopping.is_set():
@@ -439,34 +445,58 @@ class Worker:
                 if done is not None:
                     self._count("completed")
                 return
-            handoff = await self._claim(
-                "complete_and_claim",
-                task.id,
-                summary,
-                attempt=task.attempt,
-                worker=self.name,
-                run_id=self.run_id,
-                lease=self.lease,
-                result=result,
+            completed = await self._completions.complete(
+                Completion(task.id, summary, task.attempt, result)
             )
-        except ValidationError as exc:  # a result that is not JSON
-            await self._fail(task, f"the handler's result was refused: {exc}", None, exc)
-            return
         except StoreUnavailableError as exc:  # complete alone, retrying (a retry is safe)
             self._refind = self._refind or exc.maybe_committed  # its claim may have gone in
             done = await self._write("complete", task, summary, result=result, failed=exc)
             if done is not None:
                 self._count("completed")
             return
-        except AgentStoreError as exc:  # the lease will run out and the task be rescued
-            log.error("task %s: could not complete: %s", task.id, exc, extra=self._about(task))
+        except AgentStoreError:  # the group was refused for one of its tasks: each alone
+            done = await self._write("complete", task, summary, result=result)
+            if done is not None:
+                self._count("completed")
             return
-        if handoff.completed is None:
+        if completed:
+            self._count("completed")
+        else:
             self._count("lost_leases")
             log.warning("task %s: claim lost; result discarded", task.id, extra=self._about(task))
+
+    async def _settle(self, completions: list[Completion]) -> BatchHandoff:
+        """Write a group of completions and claim as many tasks (none once stopping):
+        one alone in one statement where the database can (``complete_and_claim``)."""
+        assert self._stopping is not None
+        limit = 0 if self._stopping.is_set() else len(completions)
+        if len(completions) == 1 and limit:
+            [one] = completions
+            handoff = await self._claim(
+                "complete_and_claim",
+                one.task_id,
+                one.summary,
+                attempt=one.attempt,
+                worker=self.name,
+                run_id=self.run_id,
+                lease=self.lease,
+                result=one.result,
+            )
+            if handoff.completed is not None:
+                outcome = BatchHandoff([handoff.completed], [], handoff.claimed)
+            else:  # its claim was lost
+                outcome = BatchHandoff([], [uuid.UUID(str(one.task_id))], handoff.claimed)
         else:
-            self._count("completed")
-        self._start(handoff.claimed, self._running)
+            outcome = await self._claim(
+                "complete_many",
+                completions,
+                worker=self.name,
+                run_id=self.run_id,
+                lease=self.lease,
+                limit=limit,
+            )
+        self._start(outcome.claimed, self._running)
+        return outcome
 
     async def _write(
         self,
