@@ -15,7 +15,7 @@ from agentstore import validation
 from agentstore.models import AgentState
 from agentstore.models.base import utcnow
 from agentstore.operations import Repository, reads, writes
-from agentstore.records import UNSET, Unset, from_row
+from agentstore.records import UNSET, Unset, from_row, from_rows
 from agentstore.validation import Id
 
 AGENT_COLUMNS = tuple(AgentState.__table__.c)
@@ -58,8 +58,8 @@ class AgentRepository(Repository, aggregate="agents"):
         query = sa.select(*AGENT_COLUMNS).where(
             AgentState.run_id == validation.identifier(run_id, "run_id")
         )
-        rows = self._connection.execute(query.order_by(AgentState.role))
-        return [AgentStateRecord.from_row(row) for row in rows]
+        result = self._connection.execute(query.order_by(AgentState.role))
+        return from_rows(AgentStateRecord, result.all(), result.keys())
 
     @writes
     def save(

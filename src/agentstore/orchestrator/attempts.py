@@ -109,5 +109,6 @@ class AttemptRepository(Repository, aggregate="attempts"):
             TaskAttempt.run_id == validation.identifier(run_id, "run_id")
         )
         newest_first = [TaskAttempt.created_at.desc(), TaskAttempt.id.desc()]
-        rows = latest_oldest_first(self._connection, query, newest_first, limit)
-        return [AttemptRecord.from_row(row) for row in rows]
+        return latest_oldest_first(
+            self._connection, query, newest_first, limit, AttemptRecord, status=AttemptStatus
+        )

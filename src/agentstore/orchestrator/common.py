@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 
 from agentstore.backends import Backend
 from agentstore.errors import NotFoundError
 from agentstore.models import Event, Run, core_table
 from agentstore.models.base import utcnow
+from agentstore.records import from_rows
 
 EVENTS = core_table(Event)
+R = TypeVar("R")
 
 
 @functools.cache
@@ -51,9 +53,16 @@ def insert_events(
 
 
 def latest_oldest_first(
-    connection: Connection, query: sa.Select[Any], newest_first: list[Any], limit: int
-) -> list[Row[Any]]:
-    """The ``limit`` newest rows of ``query`` (ordered by ``newest_first``), returned
-    oldest first, as a journal is read."""
-    rows = connection.execute(query.order_by(*newest_first).limit(limit)).all()
-    return list(reversed(rows))
+    connection: Connection,
+    query: sa.Select[Any],
+    newest_first: list[Any],
+    limit: int,
+    record_type: type[R],
+    **convert: Callable[[Any], Any],
+) -> list[R]:
+    """The ``limit`` newest rows of ``query`` (ordered by ``newest_first``) as records
+    (see ``records.from_rows``), oldest first, as a journal is read."""
+    result = connection.execute(query.order_by(*newest_first).limit(limit))
+    records = from_rows(record_type, result.all(), result.keys(), **convert)
+    records.reverse()
+    return records

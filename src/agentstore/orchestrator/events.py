@@ -149,8 +149,7 @@ class EventRepository(Repository, aggregate="events"):
         query = sa.select(*EVENT_COLUMNS).where(
             Event.run_id == validation.identifier(run_id, "run_id")
         )
-        rows = latest_oldest_first(self._connection, query, [Event.id.desc()], limit)
-        return [EventRecord.from_row(row) for row in rows]
+        return latest_oldest_first(self._connection, query, [Event.id.desc()], limit, EventRecord)
 
     def _appended_before(self, rows: builtins.list[dict[str, Any]]) -> builtins.list[EventRecord]:
         """The stored events under the keys of ``rows`` (checked events whose append

@@ -107,8 +107,7 @@ class ArtifactRepository(Repository, aggregate="artifacts"):
         if role is not None:
             query = query.where(Artifact.role == validation.text(role, Artifact.role))
         newest_first = [Artifact.created_at.desc(), Artifact.id.desc()]
-        rows = latest_oldest_first(self._connection, query, newest_first, limit)
-        return [ArtifactRecord.from_row(row) for row in rows]
+        return latest_oldest_first(self._connection, query, newest_first, limit, ArtifactRecord)
 
 
 class ApprovalRepository(Repository, aggregate="approvals"):
@@ -141,8 +140,9 @@ class ApprovalRepository(Repository, aggregate="approvals"):
             Approval.run_id == validation.identifier(run_id, "run_id")
         )
         newest_first = [Approval.created_at.desc(), Approval.id.desc()]
-        rows = latest_oldest_first(self._connection, query, newest_first, limit)
-        return [ApprovalRecord.from_row(row) for row in rows]
+        return latest_oldest_first(
+            self._connection, query, newest_first, limit, ApprovalRecord, verdict=ApprovalVerdict
+        )
 
     @reads
     def latest(self, run_id: Id, source: str) -> ApprovalRecord | None:
@@ -199,5 +199,6 @@ class CheckpointRepository(Repository, aggregate="checkpoints"):
             Checkpoint.run_id == validation.identifier(run_id, "run_id")
         )
         newest_first = [Checkpoint.created_at.desc(), Checkpoint.id.desc()]
-        rows = latest_oldest_first(self._connection, query, newest_first, limit)
-        return [CheckpointRecord.from_row(row) for row in rows]
+        return latest_oldest_first(
+            self._connection, query, newest_first, limit, CheckpointRecord, status=RunStatus
+        )
