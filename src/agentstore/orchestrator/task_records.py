@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import itemgetter
@@ -76,14 +76,15 @@ class TaskRecord:
     @classmethod
     def from_row(cls, row: Any) -> TaskRecord:
         mapping = row._mapping
-        return _task(*[mapping[name] for name in _COLUMNS])
+        [task] = _tasks([tuple([mapping[name] for name in _COLUMNS])])
+        return task
 
     @classmethod
     def from_rows(cls, rows: Result[Any]) -> list[TaskRecord]:
         """Every row of ``rows`` as ``from_row`` builds it, the columns found by name
         once for the whole result rather than on every row (a snapshot reads hundreds)."""
         get = _columns_of(tuple(rows.keys()))
-        return [_task(*get(row)) for row in rows.all()]  # all: one fetch, not one a row
+        return _tasks(map(get, rows.all()))  # all: one fetch, not one a row
 
 
 #: The columns a task's record is read from, in the order of its fields (``backoff``
@@ -105,64 +106,63 @@ def _columns_of(keys: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
     return itemgetter(*[keys.index(name) for name in _COLUMNS])
 
 
-def _task(
-    id: UUID,
-    run_id: UUID,
-    title: str,
-    objective: str,
-    acceptance_criteria: list[str],
-    verification_steps: list[str],
-    allowed_paths: list[str],
-    status: str,
-    position: int,
-    priority: int,
-    attempt: int,
-    max_attempts: int | None,
-    waits: int,
-    claimed_by: str | None,
-    lease_expires_at: datetime | None,
-    available_at: datetime,
-    retry_delay_seconds: float | None,
-    retry_max_delay_seconds: float | None,
-    cancel_reason: str | None,
-    implementation_summary: str | None,
-    blocker_signature: str | None,
-    question: Any,
-    answer: Any,
-    created_at: datetime,
-    updated_at: datetime,
-) -> TaskRecord:
-    return TaskRecord(
-        id,
-        run_id,
-        title,
-        objective,
-        tuple(acceptance_criteria),
-        tuple(verification_steps),
-        tuple(allowed_paths),
-        _STATUSES.get(status) or TaskStatus(status),
-        position,
-        priority,
-        attempt,
-        max_attempts,
-        waits,
-        claimed_by,
-        lease_expires_at,
-        available_at,
-        None
-        if retry_delay_seconds is None
-        else Backoff(
-            timedelta(seconds=retry_delay_seconds),
-            timedelta(seconds=retry_max_delay_seconds),  # type: ignore[arg-type]
-        ),
-        cancel_reason,
-        implementation_summary,
-        blocker_signature,
-        question,
-        answer,
-        created_at,
-        updated_at,
-    )
+def _tasks(rows: Iterable[tuple[Any, ...]]) -> list[TaskRecord]:
+    """Records of rows of ``_COLUMNS``' values: one comprehension, no call a row."""
+    return [
+        TaskRecord(
+            id,
+            run_id,
+            title,
+            objective,
+            tuple(acceptance_criteria),
+            tuple(verification_steps),
+            tuple(allowed_paths),
+            _STATUSES.get(status) or TaskStatus(status),
+            position,
+            priority,
+            attempt,
+            max_attempts,
+            waits,
+            claimed_by,
+            lease_expires_at,
+            available_at,
+            None if first is None else Backoff(timedelta(seconds=first), timedelta(seconds=cap)),
+            cancel_reason,
+            implementation_summary,
+            blocker_signature,
+            question,
+            answer,
+            created_at,
+            updated_at,
+        )
+        for (
+            id,
+            run_id,
+            title,
+            objective,
+            acceptance_criteria,
+            verification_steps,
+            allowed_paths,
+            status,
+            position,
+            priority,
+            attempt,
+            max_attempts,
+            waits,
+            claimed_by,
+            lease_expires_at,
+            available_at,
+            first,
+            cap,
+            cancel_reason,
+            implementation_summary,
+            blocker_signature,
+            question,
+            answer,
+            created_at,
+            updated_at,
+        ) in rows
+    ]
 
 
 def check_draft(draft: TaskDraft) -> dict[str, Any]:
