@@ -78,6 +78,16 @@ class _SQLiteDateTime(sqlite.DATETIME):
         return process
 
 
+def _in_utc(value: datetime | None) -> datetime | None:
+    """``UTCDateTime.process_result_value`` for a driver's datetime (psycopg's are aware,
+    in the session's zone: usually UTC already)."""
+    if value is None or value.tzinfo is UTC:
+        return value
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A point in time: refuses naive datetimes, stores UTC, always returns aware UTC.
 
@@ -102,14 +112,12 @@ class UTCDateTime(TypeDecorator[datetime]):
     ) -> Callable[[Any], datetime | None] | None:
         if isinstance(self.impl_instance, _SQLiteDateTime):  # it reads aware UTC itself
             return self.impl_instance.result_processor(dialect, coltype)
+        if self.impl_instance.result_processor(dialect, coltype) is None:
+            return _in_utc  # the driver's own datetimes: one call each, not two
         return super().result_processor(dialect, coltype)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return _in_utc(value)
 
 
 class JSONDocument(TypeDecorator[Any]):
@@ -180,6 +188,8 @@ def loads_json(value: Any) -> Any:
     not exactly one document goes the usual way. SQLite hands back a JSON number stored
     alone as a number."""
     if isinstance(value, str):
+        if value == "[]":  # the stored default of every list field: no parse
+            return []
         try:
             document, end = _JSON_DECODER.raw_decode(value)
         except json.JSONDecodeError:  # e.g. whitespace first: json.loads says what is wrong

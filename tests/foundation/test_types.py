@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from agentstore.backends import backend_for
@@ -182,3 +182,15 @@ def test_json_is_read_from_sqlite_as_json_loads_reads_it(stored: object) -> None
 def test_json_text_that_is_not_one_document_is_refused(stored: str) -> None:
     with pytest.raises(json.JSONDecodeError):
         loads_json(stored)
+
+
+def test_driver_datetimes_are_read_as_aware_utc() -> None:
+    # psycopg hands back aware datetimes in the session's zone: one call makes them UTC.
+    read = UTCDateTime()._cached_result_processor(postgresql.psycopg.dialect(), None)
+    assert read is not None
+    moment = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
+    plus_five = moment.astimezone(timezone(timedelta(hours=5, minutes=30)))
+    for value in (moment, plus_five, moment.replace(tzinfo=None)):
+        loaded = read(value)
+        assert loaded == moment and loaded.tzinfo is UTC
+    assert read(None) is None
