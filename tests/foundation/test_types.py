@@ -3,6 +3,7 @@ JSON round-trips, ids are time-ordered UUIDs."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -10,14 +11,14 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from agentstore.backends import backend_for
 from agentstore.boundary import translated
 from agentstore.errors import ValidationError
 from agentstore.models import Checkpoint, Run
-from agentstore.types import UTCDateTime, uuid7
+from agentstore.types import UTCDateTime, loads_json, uuid7, uuid_from_hex
 from tests.foundation.conftest import insert_run
 
 
@@ -123,3 +124,73 @@ def test_sqlite_stores_timestamps_as_sqlalchemys_datetime_text(moment: datetime)
             ours(moment)
         return
     assert ours(moment) == sqlalchemys(in_utc.replace(tzinfo=None))
+
+
+@given(st.datetimes(timezones=st.timezones()))
+def test_sqlite_reads_timestamps_as_sqlalchemys_datetime_then_utc(moment: datetime) -> None:
+    # agentstore parses SQLite's timestamp text itself, for speed: it must read exactly
+    # what SQLAlchemy's DATETIME read, as an aware UTC datetime.
+    dialect = sqlite.dialect()
+    ours = UTCDateTime()._cached_result_processor(dialect, None)
+    sqlalchemys = sqlite.DATETIME().result_processor(dialect, None)
+    assert ours is not None and sqlalchemys is not None
+    try:
+        text = sqlite.DATETIME().bind_processor(dialect)(
+            moment.astimezone(UTC).replace(tzinfo=None)
+        )
+    except OverflowError:
+        return  # never stored: refused on the way in
+    loaded = ours(text)
+    assert loaded == sqlalchemys(text).replace(tzinfo=UTC)
+    assert loaded.tzinfo is UTC
+
+
+@pytest.mark.parametrize("text", ["2026-03-04 05:06:07", "2026-03-04 05:06:07.5", "2026-03-04"])
+def test_sqlite_reads_other_timestamp_text_as_sqlalchemy_does(text: str) -> None:
+    dialect = sqlite.dialect()
+    ours = UTCDateTime()._cached_result_processor(dialect, None)
+    sqlalchemys = sqlite.DATETIME().result_processor(dialect, None)
+    assert ours is not None and sqlalchemys is not None
+    assert ours(text) == sqlalchemys(text).replace(tzinfo=UTC)
+    assert ours(None) is None
+
+
+@given(st.uuids())
+def test_ids_read_from_hex_text_are_the_uuids_stored(stored: uuid.UUID) -> None:
+    loaded = uuid_from_hex(stored.hex)
+    assert type(loaded) is uuid.UUID
+    assert loaded == stored and hash(loaded) == hash(stored) and str(loaded) == str(stored)
+    assert loaded.is_safe is uuid.SafeUUID.unknown
+    assert uuid_from_hex(str(stored)) == stored  # the hyphenated form too
+    assert uuid_from_hex(None) is None
+
+
+def test_an_id_that_is_not_hex_is_refused_as_uuid_refuses_it() -> None:
+    with pytest.raises(ValueError):
+        uuid_from_hex("z" * 32)
+    with pytest.raises(ValueError):
+        uuid_from_hex("not a uuid")
+
+
+@pytest.mark.parametrize("stored", ['{"a":[1,2]}', "[]", '"text"', " [1] ", "null", 0, 2.5, None])
+def test_json_is_read_from_sqlite_as_json_loads_reads_it(stored: object) -> None:
+    expected = json.loads(stored) if isinstance(stored, str) else stored
+    assert loads_json(stored) == expected
+
+
+@pytest.mark.parametrize("stored", ["[1] x", "{", ""])
+def test_json_text_that_is_not_one_document_is_refused(stored: str) -> None:
+    with pytest.raises(json.JSONDecodeError):
+        loads_json(stored)
+
+
+def test_driver_datetimes_are_read_as_aware_utc() -> None:
+    # psycopg hands back aware datetimes in the session's zone: one call makes them UTC.
+    read = UTCDateTime()._cached_result_processor(postgresql.psycopg.dialect(), None)
+    assert read is not None
+    moment = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
+    plus_five = moment.astimezone(timezone(timedelta(hours=5, minutes=30)))
+    for value in (moment, plus_five, moment.replace(tzinfo=None)):
+        loaded = read(value)
+        assert loaded == moment and loaded.tzinfo is UTC
+    assert read(None) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 
 from agentstore import (
     AgentStore,
+    Backoff,
     NewEvent,
     RunRecord,
     RunStatus,
@@ -172,6 +174,32 @@ def test_a_snapshot_takes_limits_and_says_what_it_cut(store: AgentStore, run: Ru
     for bad in (SnapshotLimits(events=0), {"events": 2}):
         with pytest.raises(ValidationError):
             store.runs.snapshot(run.id, bad)  # type: ignore[arg-type]
+
+
+def test_a_snapshot_lists_each_status_as_the_task_list_does(
+    store: AgentStore, run: RunRecord
+) -> None:
+    # Every status has tasks, most over the limit, with every kind of field set: the
+    # snapshot reads them all in one statement, the list one status at a time.
+    store.tasks.replace_pending(run.id, drafts(4))
+    backoff = Backoff(timedelta(seconds=2), timedelta(seconds=30))
+    plan = [
+        TaskDraft(f"t{n}", "o", acceptance_criteria=[f"c{n}"], priority=n % 2, backoff=backoff)
+        for n in range(14)
+    ]
+    store.tasks.replace_pending(run.id, plan)  # abandons the first four
+    held = store.tasks.claim_next("w", run_id=run.id, lease=LEASE, limit=10)
+    for task in held[:4]:
+        store.tasks.complete(task.id, "done", attempt=task.attempt)
+    store.tasks.block(held[4].id, "stuck", "no-disk", attempt=held[4].attempt)
+    store.tasks.wait(held[5].id, {"ask": "which?"}, attempt=held[5].attempt)
+    store.tasks.cancel(held[6].id, "not needed")  # asks its holder to stop
+    snapshot = store.runs.snapshot(run.id, SnapshotLimits(tasks_per_status=3))
+    for status in TaskStatus:
+        listed = store.tasks.list(run.id, [status])
+        assert listed, status
+        assert snapshot.tasks[status] == listed[:3], status
+        assert (f"tasks.{status.value}" in snapshot.truncated) == (len(listed) > 3), status
 
 
 def test_an_increment_with_the_count_seen_is_safe_to_repeat(

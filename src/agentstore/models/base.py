@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from sqlalchemy import CheckConstraint, MetaData, String, Table
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from agentstore.types import JSONDocument, UTCDateTime
+from agentstore.types import JSONDocument, UTCDateTime, UUIDKey
 
 # Stable names for every constraint and index, identical on both dialects and short
 # enough for PostgreSQL's 63-character limit (a test checks every name). SQLite batch
@@ -27,6 +28,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
         datetime: UTCDateTime(),
+        uuid.UUID: UUIDKey(),
         dict[str, Any]: JSONDocument(),
         list[str]: JSONDocument(),
         Any: JSONDocument(),

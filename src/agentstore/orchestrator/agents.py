@@ -12,13 +12,18 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from agentstore import validation
-from agentstore.models import AgentState
+from agentstore.models import AgentState, core_table
 from agentstore.models.base import utcnow
 from agentstore.operations import Repository, reads, writes
-from agentstore.records import UNSET, Unset, from_row
+from agentstore.records import UNSET, Unset, from_row, from_rows
 from agentstore.validation import Id
 
 AGENT_COLUMNS = tuple(AgentState.__table__.c)
+AGENTS = core_table(AgentState)
+# Built once, with a bound parameter: a run's snapshot reads it on every call.
+_OF_RUN = (
+    sa.select(*AGENTS.c).where(AGENTS.c.run_id == sa.bindparam("run_id")).order_by(AGENTS.c.role)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +60,9 @@ class AgentRepository(Repository, aggregate="agents"):
     @reads
     def list(self, run_id: Id) -> builtins.list[AgentStateRecord]:
         """Every role's state in the run, by role."""
-        query = sa.select(*AGENT_COLUMNS).where(
-            AgentState.run_id == validation.identifier(run_id, "run_id")
-        )
-        rows = self._connection.execute(query.order_by(AgentState.role))
-        return [AgentStateRecord.from_row(row) for row in rows]
+        run_id = validation.identifier(run_id, "run_id")
+        result = self._connection.execute(_OF_RUN, {"run_id": run_id})
+        return from_rows(AgentStateRecord, result.all(), result.keys())
 
     @writes
     def save(

@@ -12,14 +12,16 @@ import sqlalchemy as sa
 
 from agentstore import validation
 from agentstore.errors import NotFoundError, ValidationError
-from agentstore.models import Task, TaskAttempt
+from agentstore.models import Task, TaskAttempt, core_table
 from agentstore.operations import Repository, reads, writes
-from agentstore.orchestrator.common import latest_oldest_first
+from agentstore.orchestrator.common import latest_of_run, latest_oldest_first
 from agentstore.records import from_row
 from agentstore.statuses import AttemptStatus
 from agentstore.validation import Id
 
 ATTEMPT_COLUMNS = tuple(TaskAttempt.__table__.c)
+ATTEMPTS = core_table(TaskAttempt)
+_LATEST = latest_of_run(ATTEMPTS, ATTEMPTS.c.created_at, ATTEMPTS.c.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +107,7 @@ class AttemptRepository(Repository, aggregate="attempts"):
     def recent(self, run_id: Id, limit: int = 12) -> list[AttemptRecord]:
         """The run's ``limit`` most recent attempts, oldest first."""
         validation.positive_int(limit, "limit", maximum=10_000)
-        query = sa.select(*ATTEMPT_COLUMNS).where(
-            TaskAttempt.run_id == validation.identifier(run_id, "run_id")
+        run_id = validation.identifier(run_id, "run_id")
+        return latest_oldest_first(
+            self._connection, _LATEST, run_id, limit, AttemptRecord, status=AttemptStatus
         )
-        newest_first = [TaskAttempt.created_at.desc(), TaskAttempt.id.desc()]
-        rows = latest_oldest_first(self._connection, query, newest_first, limit)
-        return [AttemptRecord.from_row(row) for row in rows]

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 
 from agentstore.backends import Backend
 from agentstore.errors import NotFoundError
 from agentstore.models import Event, Run, core_table
 from agentstore.models.base import utcnow
+from agentstore.records import from_rows
 
 EVENTS = core_table(Event)
+R = TypeVar("R")
 
 
 @functools.cache
@@ -50,10 +52,30 @@ def insert_events(
         connection.execute(insert_events_statement(backend), rows)
 
 
+def latest_of_run(table: sa.Table, *newest_first: sa.Column[Any]) -> sa.Select[Any]:
+    """Every column of ``table``'s rows of one run, newest first (by the columns
+    ``newest_first``, each descending): built once, with the bound parameters ``run_id``
+    and ``limit`` (SQLAlchemy then skips building the statement and its cache key on
+    every call). Read it with ``latest_oldest_first``."""
+    return (
+        sa.select(*table.c)
+        .where(table.c.run_id == sa.bindparam("run_id"))
+        .order_by(*[column.desc() for column in newest_first])
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+    )
+
+
 def latest_oldest_first(
-    connection: Connection, query: sa.Select[Any], newest_first: list[Any], limit: int
-) -> list[Row[Any]]:
-    """The ``limit`` newest rows of ``query`` (ordered by ``newest_first``), returned
-    oldest first, as a journal is read."""
-    rows = connection.execute(query.order_by(*newest_first).limit(limit)).all()
-    return list(reversed(rows))
+    connection: Connection,
+    statement: sa.Select[Any],
+    run_id: uuid.UUID,
+    limit: int,
+    record_type: type[R],
+    **convert: Callable[[Any], Any],
+) -> list[R]:
+    """The ``limit`` newest rows of a ``latest_of_run`` statement as records (see
+    ``records.from_rows``), oldest first, as a journal is read."""
+    result = connection.execute(statement, {"run_id": run_id, "limit": limit})
+    records = from_rows(record_type, result.all(), result.keys(), **convert)
+    records.reverse()
+    return records

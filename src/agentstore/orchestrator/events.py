@@ -21,12 +21,15 @@ from agentstore.operations import Repository, reads, writes
 from agentstore.orchestrator.common import (
     insert_events,
     insert_events_statement,
+    latest_of_run,
     latest_oldest_first,
 )
 from agentstore.records import from_row
 from agentstore.validation import Id
 
 EVENT_COLUMNS = tuple(Event.__table__.c)
+EVENTS = core_table(Event)
+_LATEST = latest_of_run(EVENTS, EVENTS.c.id)
 
 
 @functools.cache
@@ -146,11 +149,8 @@ class EventRepository(Repository, aggregate="events"):
     def list(self, run_id: Id, limit: int = 50) -> builtins.list[EventRecord]:
         """The run's ``limit`` latest events, oldest first."""
         validation.positive_int(limit, "limit", maximum=10_000)
-        query = sa.select(*EVENT_COLUMNS).where(
-            Event.run_id == validation.identifier(run_id, "run_id")
-        )
-        rows = latest_oldest_first(self._connection, query, [Event.id.desc()], limit)
-        return [EventRecord.from_row(row) for row in rows]
+        run_id = validation.identifier(run_id, "run_id")
+        return latest_oldest_first(self._connection, _LATEST, run_id, limit, EventRecord)
 
     def _appended_before(self, rows: builtins.list[dict[str, Any]]) -> builtins.list[EventRecord]:
         """The stored events under the keys of ``rows`` (checked events whose append

@@ -12,12 +12,19 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from agentstore import validation
-from agentstore.models import Approval, Artifact, Checkpoint
+from agentstore.models import Approval, Artifact, Checkpoint, core_table
 from agentstore.operations import Repository, reads, writes
-from agentstore.orchestrator.common import latest_oldest_first
+from agentstore.orchestrator.common import latest_of_run, latest_oldest_first
 from agentstore.records import from_row
 from agentstore.statuses import ApprovalVerdict, RunStatus
 from agentstore.validation import Id
+
+ARTIFACTS = core_table(Artifact)
+APPROVALS = core_table(Approval)
+CHECKPOINTS = core_table(Checkpoint)
+_LATEST_ARTIFACTS = latest_of_run(ARTIFACTS, ARTIFACTS.c.created_at, ARTIFACTS.c.id)
+_LATEST_APPROVALS = latest_of_run(APPROVALS, APPROVALS.c.created_at, APPROVALS.c.id)
+_LATEST_CHECKPOINTS = latest_of_run(CHECKPOINTS, CHECKPOINTS.c.created_at, CHECKPOINTS.c.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +108,11 @@ class ArtifactRepository(Repository, aggregate="artifacts"):
     ) -> builtins.list[ArtifactRecord]:
         """The run's ``limit`` latest artifacts (optionally of one role), oldest first."""
         validation.positive_int(limit, "limit", maximum=10_000)
-        query = sa.select(*self.columns).where(
-            Artifact.run_id == validation.identifier(run_id, "run_id")
-        )
+        run_id = validation.identifier(run_id, "run_id")
+        statement = _LATEST_ARTIFACTS
         if role is not None:
-            query = query.where(Artifact.role == validation.text(role, Artifact.role))
-        newest_first = [Artifact.created_at.desc(), Artifact.id.desc()]
-        rows = latest_oldest_first(self._connection, query, newest_first, limit)
-        return [ArtifactRecord.from_row(row) for row in rows]
+            statement = statement.where(ARTIFACTS.c.role == validation.text(role, Artifact.role))
+        return latest_oldest_first(self._connection, statement, run_id, limit, ArtifactRecord)
 
 
 class ApprovalRepository(Repository, aggregate="approvals"):
@@ -137,12 +141,15 @@ class ApprovalRepository(Repository, aggregate="approvals"):
     def list(self, run_id: Id, limit: int = 100) -> builtins.list[ApprovalRecord]:
         """The run's ``limit`` latest approvals, oldest first."""
         validation.positive_int(limit, "limit", maximum=10_000)
-        query = sa.select(*self.columns).where(
-            Approval.run_id == validation.identifier(run_id, "run_id")
+        run_id = validation.identifier(run_id, "run_id")
+        return latest_oldest_first(
+            self._connection,
+            _LATEST_APPROVALS,
+            run_id,
+            limit,
+            ApprovalRecord,
+            verdict=ApprovalVerdict,
         )
-        newest_first = [Approval.created_at.desc(), Approval.id.desc()]
-        rows = latest_oldest_first(self._connection, query, newest_first, limit)
-        return [ApprovalRecord.from_row(row) for row in rows]
 
     @reads
     def latest(self, run_id: Id, source: str) -> ApprovalRecord | None:
@@ -182,22 +189,14 @@ class CheckpointRepository(Repository, aggregate="checkpoints"):
     @reads
     def latest(self, run_id: Id) -> CheckpointRecord | None:
         """The run's newest checkpoint, or None."""
-        query = (
-            sa.select(*self.columns)
-            .where(Checkpoint.run_id == validation.identifier(run_id, "run_id"))
-            .order_by(Checkpoint.created_at.desc(), Checkpoint.id.desc())
-            .limit(1)
-        )
-        row = self._connection.execute(query).first()
-        return None if row is None else CheckpointRecord.from_row(row)
+        latest = self.list(run_id, 1)
+        return latest[0] if latest else None
 
     @reads
     def list(self, run_id: Id, limit: int = 100) -> builtins.list[CheckpointRecord]:
         """The run's ``limit`` latest checkpoints, oldest first."""
         validation.positive_int(limit, "limit", maximum=10_000)
-        query = sa.select(*self.columns).where(
-            Checkpoint.run_id == validation.identifier(run_id, "run_id")
+        run_id = validation.identifier(run_id, "run_id")
+        return latest_oldest_first(
+            self._connection, _LATEST_CHECKPOINTS, run_id, limit, CheckpointRecord, status=RunStatus
         )
-        newest_first = [Checkpoint.created_at.desc(), Checkpoint.id.desc()]
-        rows = latest_oldest_first(self._connection, query, newest_first, limit)
-        return [CheckpointRecord.from_row(row) for row in rows]

@@ -17,7 +17,7 @@ from agentstore.errors import (
     NotFoundError,
     ValidationError,
 )
-from agentstore.models import Run
+from agentstore.models import Run, core_table
 from agentstore.operations import Repository, reads, writes
 from agentstore.orchestrator.common import insert_events, require_run
 from agentstore.orchestrator.snapshot import RunSnapshot, SnapshotLimits, read_snapshot
@@ -26,6 +26,9 @@ from agentstore.statuses import RunStatus
 from agentstore.validation import Id
 
 RUN_COLUMNS = tuple(Run.__table__.c)
+RUNS = core_table(Run)
+# Built once, with a bound parameter: every snapshot, and many checks, read a run by id.
+_BY_ID = sa.select(*RUN_COLUMNS).where(RUNS.c.id == sa.bindparam("run_id"))
 NEWEST_FIRST = "runs:created_at:desc"
 # The statuses a run can be paused from: it has not ended.
 LIVE = (RunStatus.PLANNING, RunStatus.RUNNING, RunStatus.BLOCKED, RunStatus.PAUSED)
@@ -92,7 +95,7 @@ class RunRepository(Repository, aggregate="runs"):
     def get(self, run_id: Id) -> RunRecord:
         """The run. Raises ``NotFoundError``."""
         run_id = validation.identifier(run_id, "run_id")
-        row = self._connection.execute(sa.select(*RUN_COLUMNS).where(Run.id == run_id)).first()
+        row = self._connection.execute(_BY_ID, {"run_id": run_id}).first()
         if row is None:
             raise NotFoundError(f"run {run_id} not found")
         return RunRecord.from_row(row)

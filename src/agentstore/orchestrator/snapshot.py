@@ -3,9 +3,11 @@ connection (the face reads it in one read-only transaction, so the parts agree).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from agentstore import validation
@@ -21,7 +23,8 @@ from agentstore.orchestrator.journal import (
     CheckpointRecord,
     CheckpointRepository,
 )
-from agentstore.orchestrator.tasks import TaskRecord, TaskRepository
+from agentstore.orchestrator.task_records import TaskRecord
+from agentstore.orchestrator.task_statements import TASK_COLUMNS, TASKS, status_is
 from agentstore.statuses import TaskStatus
 
 if TYPE_CHECKING:
@@ -66,6 +69,37 @@ class SnapshotLimits:
         return self
 
 
+def _first_of_status(status: TaskStatus) -> sa.Select[Any]:
+    # A literal status, as the claims write theirs, so that PostgreSQL matches the
+    # partial indexes (pending, in progress) in a generic plan too.
+    return (
+        sa.select(*TASK_COLUMNS)
+        .where(TASKS.c.run_id == sa.bindparam("run_id"), status_is(status))
+        .order_by(TASKS.c.position, TASKS.c.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+    )
+
+
+# Each status's first tasks in plan order, in one statement: a branch per status reads
+# the run's index by (run_id, status, position) and stops at the limit, however many
+# tasks the run has. Built once, with bound parameters.
+_FIRST_TASKS = sa.union_all(
+    *[sa.select(*branch.c) for branch in (_first_of_status(s).subquery() for s in TaskStatus)]
+)
+
+
+def first_tasks(
+    connection: Connection, run_id: uuid.UUID, limit: int
+) -> dict[TaskStatus, list[TaskRecord]]:
+    """The run's first ``limit`` tasks of each status, each list in plan order (as
+    ``TaskRepository.list`` gives them), every status present."""
+    result = connection.execute(_FIRST_TASKS, {"run_id": run_id, "limit": limit})
+    grouped: dict[TaskStatus, list[TaskRecord]] = {status: [] for status in TaskStatus}
+    for task in TaskRecord.from_rows(result):
+        grouped[task.status].append(task)
+    return grouped
+
+
 def read_snapshot(
     connection: Connection,
     backend: Backend,
@@ -86,14 +120,9 @@ def read_snapshot(
             truncated.add(name)
         return items[len(items) - limit :]
 
-    tasks = TaskRepository(connection, backend)
     grouped = {
-        status: first(
-            f"tasks.{status.value}",
-            tasks.list(run.id, [status], limit=limits.tasks_per_status + 1),
-            limits.tasks_per_status,
-        )
-        for status in TaskStatus
+        status: first(f"tasks.{status.value}", tasks, limits.tasks_per_status)
+        for status, tasks in first_tasks(connection, run.id, limits.tasks_per_status + 1).items()
     }
     attempts = AttemptRepository(connection, backend).recent(run.id, limits.attempts + 1)
     events = EventRepository(connection, backend).list(run.id, limits.events + 1)

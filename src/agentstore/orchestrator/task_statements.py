@@ -39,14 +39,14 @@ ATTEMPTS_EXHAUSTED = "attempts_exhausted"
 RESCUE_BATCH = 100
 
 
-def _status_is(status: TaskStatus) -> sa.ColumnElement[bool]:
+def status_is(status: TaskStatus) -> sa.ColumnElement[bool]:
     # A literal (not a bound parameter) lets PostgreSQL match the partial indexes
     # (``… WHERE status = 'pending'``) even in a generic prepared plan.
     return sa.literal_column("status") == sa.literal_column(f"'{status.value}'")
 
 
-IS_PENDING = _status_is(TaskStatus.PENDING)
-IS_HELD = _status_is(TaskStatus.IN_PROGRESS)
+IS_PENDING = status_is(TaskStatus.PENDING)
+IS_HELD = status_is(TaskStatus.IN_PROGRESS)
 RUN_NOT_PAUSED = ~sa.exists().where(
     RUNS.c.id == TASKS.c.run_id, RUNS.c.status == sa.literal(RunStatus.PAUSED.value)
 )
