@@ -21,12 +21,9 @@ call takes. A store that emits nothing takes them as if spans did not exist.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import (
     AbstractAsyncContextManager,
     AbstractContextManager,
@@ -42,6 +39,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.util import greenlet_spawn
 
 from agentstore.backends import Backend
+from agentstore.call_threads import CallThreads
 from agentstore.errors import AgentStoreError, StoreUnavailableError, ValidationError
 from agentstore.operations import Repository, WriteNeeded, in_one_statement
 from agentstore.telemetry import SILENT, Telemetry
@@ -418,11 +416,7 @@ class AsyncTransactionPerCall(AsyncCalls):
         self.telemetry = telemetry
         self.key = id(self)
         self._calls = TransactionPerCall(threaded or engine.sync_engine, backend, telemetry)
-        self._threads = (
-            None
-            if threaded is None
-            else ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="agentstore-call")
-        )
+        self._threads = None if threaded is None else CallThreads(CALL_THREADS, "agentstore-call")
         self.watchers: list[Callable[[str], object]] = []
         self._writers: AbstractAsyncContextManager[object] = (
             asyncio.Lock() if backend.one_writer_at_a_time else nullcontext()
@@ -472,17 +466,13 @@ class AsyncTransactionPerCall(AsyncCalls):
         calls = self._calls
         if self._threads is None:
             return await greenlet_spawn(calls.run, read_only, repository, operation, args, kwargs)
-        # The caller's context goes along (its span is the parent of the call's).
-        context = contextvars.copy_context()
-        call = functools.partial(
-            context.run, calls.run, read_only, repository, operation, args, kwargs
-        )
-        return await asyncio.get_running_loop().run_in_executor(self._threads, call)
+        # In the caller's context: its span is the parent of the call's.
+        return await self._threads.run(calls.run, read_only, repository, operation, args, kwargs)
 
     async def close(self) -> None:
         """Let the calls under way end, then close every pooled connection."""
         if self._threads is not None:
-            await asyncio.to_thread(self._threads.shutdown)
+            await asyncio.to_thread(self._threads.close)
             self._calls.engine.dispose()
         await self.engine.dispose()
 
