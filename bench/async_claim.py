@@ -1,6 +1,7 @@
 """Claim throughput in one process: N concurrent asyncio tasks on ``AsyncAgentStore``
-(aiosqlite, psycopg async) against N threads on ``AgentStore``, each claiming and
-completing tasks of one run until none is left. Every drain is checked for exactly-once.
+(sqlite3 in the store's threads, psycopg async) against N threads on ``AgentStore``,
+each claiming and completing tasks of one run until none is left. Every drain is checked
+for exactly-once.
 
 At N=1 the same pair runs on the raw drivers too (the library's statements written by
 hand: aiosqlite against sqlite3, psycopg's async connection against its sync one), to

@@ -21,6 +21,7 @@ from typing import Any
 
 from agentstore import AgentStore, TaskDraft
 from agentstore.backends import create_engine
+from agentstore.types import uuid7
 from bench.harness import (
     Context,
     Row,
@@ -190,7 +191,7 @@ def sqlite_complete(row: Any) -> Statements:
     now = sqlite_text(datetime.now(UTC))
     close = {"summary": "done", "now": now, "task_id": task_id.hex, "attempt": attempt}
     record = {
-        "attempt_id": uuid.uuid4().hex,
+        "attempt_id": uuid7().hex,  # time-ordered, as the library's ids
         "run_id": row[1],
         "task_id": task_id.hex,
         "attempt": attempt,
@@ -218,7 +219,7 @@ def sqlite_complete_many(rows: list[Any]) -> list[tuple[str, Any]]:
         close.update({f"id_{n}": task_id.hex, f"attempt_{n}": attempt, f"summary_{n}": "done"})
         records.append(
             {
-                "attempt_id": uuid.uuid4().hex,
+                "attempt_id": uuid7().hex,  # time-ordered, as the library's ids
                 "run_id": row[1],
                 "task_id": task_id.hex,
                 "attempt": attempt,

@@ -1,7 +1,10 @@
 """``AsyncAgentStore``: the asyncio face. The same operations as ``AgentStore`` (no SQL or
-validation of its own), awaited: each runs on the sync side of an ``AsyncConnection``
-(SQLAlchemy's ``run_sync``) over the native async driver (aiosqlite, psycopg async), so
-the event loop never blocks on the database.
+validation of its own), awaited, so the event loop never blocks on the database. On
+PostgreSQL each runs on the sync side of an ``AsyncConnection`` (SQLAlchemy's greenlet
+bridge) over psycopg's async connection. On a SQLite file each call runs on sqlite3 in
+one of the store's threads, one hop per call: aiosqlite, itself sqlite3 in a thread,
+would hop to it for each cursor, execute, fetch and close (``boundary``). Units and a
+host's connections run on the async engine (aiosqlite) either way.
 
     async with AsyncAgentStore.open("sqlite:///agentstore.db") as store:
         await store.migrate()
@@ -31,6 +34,7 @@ from agentstore.backends import (
     in_schema,
     resolve_schema,
     schema_of,
+    threaded_twin,
 )
 from agentstore.boundary import AsyncSavepointPerCall, AsyncTransactionPerCall
 from agentstore.errors import UnsupportedDatabaseError
@@ -80,7 +84,13 @@ class AsyncAgentStore(AsyncFaces):
         self.schema = schema_of(self.engine.sync_engine)
         #: What the store emits to OpenTelemetry, as ``AgentStore.telemetry``.
         self.telemetry = telemetry_for(self.backend.name, validation.flag(telemetry, "telemetry"))
-        self._calls = AsyncTransactionPerCall(self.engine, self.backend, self.telemetry)
+        self._calls = AsyncTransactionPerCall(
+            self.engine, self.backend, self.telemetry, threaded_twin(self.engine)
+        )
+        #: The sync engine the store's own calls run on: the engine's ``sync_engine``,
+        #: or on a SQLite file, a sqlite3 engine on the same file (see
+        #: ``Backend.async_calls_in_threads``). Units run on ``engine``.
+        self.calls_engine = self._calls.calls_engine
         super().__init__(self._calls)
 
     @classmethod
@@ -126,8 +136,8 @@ class AsyncAgentStore(AsyncFaces):
         return lambda: watchers.remove(callback)
 
     async def close(self) -> None:
-        """Close every pooled connection."""
-        await self.engine.dispose()
+        """Close every pooled connection (after the calls under way have ended)."""
+        await self._calls.close()
 
     async def __aenter__(self) -> AsyncAgentStore:
         return self

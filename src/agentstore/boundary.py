@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.util import greenlet_spawn
 
 from agentstore.backends import Backend
+from agentstore.call_threads import CallThreads
 from agentstore.errors import AgentStoreError, StoreUnavailableError, ValidationError
 from agentstore.operations import Repository, WriteNeeded, in_one_statement
 from agentstore.telemetry import SILENT, Telemetry
@@ -350,6 +351,10 @@ def commit(connection: Connection, backend: Backend) -> None:
 
 # -- asyncio -------------------------------------------------------------------------
 
+#: The threads an asyncio face runs its calls in (``AsyncTransactionPerCall``): as many
+#: as the pool keeps connections (SQLAlchemy's default, 5), less one for the units.
+CALL_THREADS = 4
+
 
 class AsyncCalls(ABC):
     """How an asyncio face runs an operation: the same operations as the sync faces, run
@@ -383,25 +388,44 @@ class AsyncCalls(ABC):
 
 
 class AsyncTransactionPerCall(AsyncCalls):
-    """Each call: a pooled connection from ``engine`` and a transaction of its own.
+    """Each call: a pooled connection and a transaction of its own.
 
-    The sync runner does it all, on the async engine's ``sync_engine``, in one greenlet
-    (as SQLAlchemy's ``AsyncSession`` runs a sync ``Session``): the async driver is
-    awaited underneath wherever the sync code waits for the database. Writers take
-    turns on an ``asyncio.Lock`` where the sync face takes a thread lock."""
+    The sync runner does it all, in one of two ways:
+
+    - on the async engine's ``sync_engine``, in one greenlet (as SQLAlchemy's
+      ``AsyncSession`` runs a sync ``Session``): the async driver is awaited underneath
+      wherever the sync code waits for the database;
+    - given ``threaded``, a sync engine on the same database (``threaded_twin``), on
+      that engine in one of the runner's own threads: one hop to a thread per call,
+      where aiosqlite would hop to its thread for every cursor, execute, fetch and close
+      (``Backend.async_calls_in_threads``). A call the caller stops awaiting (cancelled)
+      still ends in its thread, committed or rolled back, as a lost reply does.
+
+    Writers take turns on an ``asyncio.Lock`` where the sync face takes a thread lock.
+    Units (``unit``) stay on the async engine either way."""
 
     def __init__(
-        self, engine: AsyncEngine, backend: Backend, telemetry: Telemetry = SILENT
+        self,
+        engine: AsyncEngine,
+        backend: Backend,
+        telemetry: Telemetry = SILENT,
+        threaded: Engine | None = None,
     ) -> None:
         self.engine = engine
         self.backend = backend
         self.telemetry = telemetry
         self.key = id(self)
-        self._calls = TransactionPerCall(engine.sync_engine, backend, telemetry)
+        self._calls = TransactionPerCall(threaded or engine.sync_engine, backend, telemetry)
+        self._threads = None if threaded is None else CallThreads(CALL_THREADS, "agentstore-call")
         self.watchers: list[Callable[[str], object]] = []
         self._writers: AbstractAsyncContextManager[object] = (
             asyncio.Lock() if backend.one_writer_at_a_time else nullcontext()
         )
+
+    @property
+    def calls_engine(self) -> Engine:
+        """The sync engine the calls run on."""
+        return self._calls.engine
 
     async def read(
         self,
@@ -412,7 +436,7 @@ class AsyncTransactionPerCall(AsyncCalls):
         **kwargs: P.kwargs,
     ) -> T:
         try:
-            return await greenlet_spawn(self._calls.run, True, repository, operation, args, kwargs)
+            return await self._run(True, repository, operation, args, kwargs)
         except WriteNeeded:  # as TransactionPerCall.read
             return await self.write(repository, operation, *args, **kwargs)
 
@@ -426,12 +450,31 @@ class AsyncTransactionPerCall(AsyncCalls):
     ) -> T:
         refuse_beside_own_unit(self.key, operation.__qualname__)
         async with self._writers:
-            result: T = await greenlet_spawn(
-                self._calls.run, False, repository, operation, args, kwargs
-            )
+            result: T = await self._run(False, repository, operation, args, kwargs)
         for watcher in self.watchers:
             watcher(operation.__name__)
         return result
+
+    async def _run(
+        self,
+        read_only: bool,
+        repository: type[Repo],
+        operation: Operation[Repo, P, T],
+        args: Any,
+        kwargs: Any,
+    ) -> T:
+        calls = self._calls
+        if self._threads is None:
+            return await greenlet_spawn(calls.run, read_only, repository, operation, args, kwargs)
+        # In the caller's context: its span is the parent of the call's.
+        return await self._threads.run(calls.run, read_only, repository, operation, args, kwargs)
+
+    async def close(self) -> None:
+        """Let the calls under way end, then close every pooled connection."""
+        if self._threads is not None:
+            await asyncio.to_thread(self._threads.close)
+            self._calls.engine.dispose()
+        await self.engine.dispose()
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[AsyncConnection]:

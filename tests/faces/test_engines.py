@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,11 @@ def test_a_hosts_own_async_engine_gets_agentstores_settings(db_url: str) -> None
             return asyncio.run_coroutine_threadsafe(awaitable, loop).result(60)
 
         await asyncio.to_thread(check_a_hosts_engine, store, run_async)
+        if store.backend.name == "sqlite":  # the calls ran on a twin: the host's own engine
+            async with store.engine.connect() as connection:
+                assert (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+                lowered = await connection.exec_driver_sql("SELECT agentstore_lower('Ä')")
+                assert lowered.scalar() == "ä"
         await store.close()
 
     asyncio.run(main())
@@ -141,6 +147,64 @@ def test_an_async_store_takes_a_plain_url_and_gets_the_async_driver(db_url: str)
             return str(store.engine.dialect.driver)
 
     assert asyncio.run(main()) in ("aiosqlite", "psycopg_async", "psycopg")
+
+
+def test_the_async_face_runs_its_calls_in_its_threads_on_a_sqlite_file(db_url: str) -> None:
+    """On a SQLite file a call is one hop to a thread running sqlite3 (aiosqlite would
+    hop for each cursor, execute, fetch and close); on PostgreSQL it runs on psycopg's
+    async connection through the greenlet bridge, in the event loop's thread."""
+    threads: set[str] = set()
+
+    async def main() -> tuple[str, str]:
+        async with AsyncAgentStore.open(db_url) as store:
+            sa.event.listen(
+                store.calls_engine,
+                "before_cursor_execute",
+                lambda *_: threads.add(threading.current_thread().name),
+            )
+            await store.runs.create("where calls run", "/r")
+            await store.runs.list()
+            return store.calls_engine.dialect.driver, threading.current_thread().name
+
+    driver, loop_thread = asyncio.run(main())
+    if db_url.startswith("sqlite"):
+        assert driver == "pysqlite"
+        assert threads and all(name.startswith("agentstore-call") for name in threads)
+    else:
+        assert driver in ("psycopg_async", "psycopg")
+        assert threads == {loop_thread}
+
+
+def test_an_in_memory_sqlite_database_keeps_its_calls_on_the_async_engine() -> None:
+    """A twin engine would open another, empty, database: no twin."""
+    engine = agentstore.create_async_engine("sqlite+aiosqlite://")
+    assert agentstore.backends.threaded_twin(engine) is None
+    asyncio.run(engine.dispose())
+
+
+def test_a_call_no_longer_awaited_still_ends_in_its_thread(tmp_path: Path) -> None:
+    """A write cancelled while its thread waits for SQLite's write lock ends there all
+    the same (here: committed once the lock is free), as a write whose reply was lost;
+    ``close`` waits for it."""
+    path = tmp_path / "cancel.db"
+    agentstore.migrate(f"sqlite:///{path}")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, held by another connection
+
+    async def main() -> None:
+        store = AsyncAgentStore.open(f"sqlite:///{path}")
+        creating = asyncio.create_task(store.runs.create("cancelled", "/r"))
+        await asyncio.sleep(0.3)  # the call is in its thread, waiting for the lock
+        creating.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await creating
+        holder.execute("ROLLBACK")
+        await store.close()
+
+    asyncio.run(main())
+    holder.close()
+    with AgentStore.open(f"sqlite:///{path}") as check:
+        assert [run.goal for run in check.runs.list().items] == ["cancelled"]
 
 
 def test_the_async_store_migrates(empty_db_url: str) -> None:

@@ -100,7 +100,7 @@ def test_a_worker_works_the_tasks_of_a_claim_whose_reply_was_lost(db_url: str, f
 
         async def main() -> Any:
             async with AsyncAgentStore.open(db_url) as store:
-                global_faults.append(LoseReplies(store.engine.sync_engine, times=3))
+                global_faults.append(LoseReplies(store.calls_engine, times=3))
                 worker = Worker(store, handler, run_id=run.id, concurrency=2, batch=2, **options)
                 return await worker.run_async(until_idle=True)
 

@@ -103,7 +103,7 @@ class BlockingStore(_BlockingFaces):
         super().__init__(self._runner, self.async_store)
         self.backend = self.async_store.backend
         self.engine = agentstore.create_engine(url)
-        self.calls_engine = self.async_store.engine.sync_engine  # where the calls' SQL runs
+        self.calls_engine = self.async_store.calls_engine  # where the calls' SQL runs
         self._closed = False
 
     def run(self, awaitable: Any) -> Any:

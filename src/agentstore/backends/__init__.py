@@ -54,6 +54,7 @@ __all__ = [
     "resolve_schema",
     "resolve_url",
     "schema_of",
+    "threaded_twin",
 ]
 
 
@@ -189,3 +190,21 @@ def create_async_engine(url: str | URL | None = None, **engine_options: Any) -> 
         ) from exc
     configure(engine.sync_engine)
     return engine
+
+
+def threaded_twin(engine: AsyncEngine) -> Engine | None:
+    """For an asyncio engine on a database whose asyncio face runs its calls in threads
+    (``Backend.async_calls_in_threads``): a sync engine on the same database file, made
+    from ``engine``'s URL with agentstore's settings (the async engine's own options,
+    a pool class or connect arguments, are not carried over). None for any other
+    engine, and for a database only that engine's connections can see (in memory)."""
+    backend = backend_for(engine.url)
+    database = engine.url.database or ""
+    in_memory = (
+        database in ("", ":memory:")
+        or "memory" in database
+        or (engine.url.query.get("mode") == "memory")
+    )
+    if not backend.async_calls_in_threads or in_memory:
+        return None
+    return in_schema(create_engine(engine.url), schema_of(engine.sync_engine))

@@ -58,6 +58,11 @@ class Backend(ABC):
     data_modifying_ctes: bool = False
     #: The database has schemas (namespaces for tables) a store can be put in.
     schemas: bool = False
+    #: The asyncio face runs its calls on the sync driver in threads of its own, one
+    #: hop to a thread per call, rather than on the async driver through SQLAlchemy's
+    #: greenlet bridge. Worth it where the async driver is itself a thread around the
+    #: sync one (aiosqlite), hopping to it for every cursor, execute, fetch and close.
+    async_calls_in_threads: bool = False
 
     # -- engines ------------------------------------------------------------------
 
