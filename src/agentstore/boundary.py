@@ -351,8 +351,9 @@ def commit(connection: Connection, backend: Backend) -> None:
 
 # -- asyncio -------------------------------------------------------------------------
 
-#: The threads an asyncio face runs its calls in (``AsyncTransactionPerCall``): as many
-#: as the pool keeps connections (SQLAlchemy's default, 5), less one for the units.
+#: The threads an asyncio face runs its calls in (``AsyncTransactionPerCall``): fewer
+#: than its engine's pool keeps connections (SQLAlchemy's default, 5), so that no call
+#: waits for one. Units have a pool of their own, the async engine's.
 CALL_THREADS = 4
 
 

@@ -198,13 +198,13 @@ def threaded_twin(engine: AsyncEngine) -> Engine | None:
     from ``engine``'s URL with agentstore's settings (the async engine's own options,
     a pool class or connect arguments, are not carried over). None for any other
     engine, and for a database only that engine's connections can see (in memory)."""
-    backend = backend_for(engine.url)
+    if not backend_for(engine.url).async_calls_in_threads:
+        return None
     database = engine.url.database or ""
-    in_memory = (
+    if (
         database in ("", ":memory:")
-        or "memory" in database
-        or (engine.url.query.get("mode") == "memory")
-    )
-    if not backend.async_calls_in_threads or in_memory:
+        or database.startswith("file::memory:")
+        or engine.url.query.get("mode") == "memory"
+    ):
         return None
     return in_schema(create_engine(engine.url), schema_of(engine.sync_engine))
