@@ -106,3 +106,32 @@ def test_an_unclosed_pool_ends_its_threads_once_garbage_collected() -> None:
     while [t for t in threading.enumerate() if t.name.startswith("test-forgotten")]:
         assert time.monotonic() < deadline, "the threads of a forgotten pool are still there"
         time.sleep(0.01)
+
+
+def test_a_call_made_while_another_thread_closes_the_pool_is_answered() -> None:
+    # The close puts its stop signals while a call holds the one thread; a call queued
+    # behind them would find no thread to take it. It must wait for the close, then start
+    # the threads again.
+    threads = CallThreads(1, "test-closing")
+    running, release = threading.Event(), threading.Event()
+
+    def busy() -> str:
+        running.set()
+        release.wait(10)
+        return "busy"
+
+    async def main() -> list[str]:
+        first = asyncio.create_task(threads.run(busy))
+        while not running.is_set():
+            await asyncio.sleep(0.001)
+        closing = threading.Thread(target=threads.close)
+        closing.start()
+        while threads._calls.empty():  # the close has queued its stop signal
+            await asyncio.sleep(0.001)
+        threading.Timer(0.05, release.set).start()  # the loop may block on the close
+        second = await asyncio.wait_for(threads.run(lambda: "after the close"), timeout=10)
+        closing.join()
+        return [await first, second]
+
+    assert asyncio.run(main()) == ["busy", "after the close"]
+    threads.close()
