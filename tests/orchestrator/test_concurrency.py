@@ -112,6 +112,36 @@ def test_eight_workers_completing_in_batches_drain_every_task_exactly_once(
     assert sorted(e.payload["task_id"] for e in completed) == sorted(str(t.id) for t in tasks)
 
 
+def test_replacing_the_plan_while_workers_complete_in_batches_deadlocks_no_one(
+    store: AgentStore, run: RunRecord, db_url: str
+) -> None:
+    # A hand completed by complete_many and a plan replaced lock several of the same task
+    # rows. Locked in orders of their own, the two deadlocked on PostgreSQL (a few every
+    # ten seconds here); a worker that met one raised and exited with an error.
+    create_work_log(store)
+    store.tasks.replace_pending(run.id, drafts(50))
+    start, stop = SPAWN.Event(), SPAWN.Event()
+    workers = [
+        SPAWN.Process(target=drain_in_batches, args=(db_url, str(run.id), f"w{n}", 10, start, stop))
+        for n in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()  # type: ignore[attr-defined]
+    replaced, until = 0, time.monotonic() + 8
+    while time.monotonic() < until:
+        store.tasks.replace_pending(run.id, drafts(50))
+        replaced += 1
+    stop.set()  # type: ignore[attr-defined]
+    join(workers)  # each exited cleanly: no worker met a deadlock
+
+    assert replaced > 20
+    log = read_work_log(store)
+    done = {entry.task_id for entry in log if entry.outcome == "completed"}
+    assert {str(t.id) for t in store.tasks.list(run.id, ["completed"])} == done
+    assert len(done) == sum(entry.outcome == "completed" for entry in log)  # each once
+
+
 def test_a_killed_workers_task_is_rescued_and_its_token_refused(
     store: AgentStore, run: RunRecord, db_url: str
 ) -> None:

@@ -70,31 +70,43 @@ def drain(url: str, run_id: str, worker: str, limit: int, start: Any, stop: Any)
                     _log(store, task.id, worker, task.attempt, "completed")
 
 
-def drain_in_batches(url: str, run_id: str, worker: str, limit: int, start: Any) -> None:
+def drain_in_batches(
+    url: str, run_id: str, worker: str, limit: int, start: Any, stop: Any = None
+) -> None:
     """Claim ``limit`` tasks, then complete them all and claim the next ``limit`` with one
-    ``complete_many``, until a claim finds nothing; each task logged once its batch
-    committed (one transaction for the batch's log)."""
+    ``complete_many``, until a claim finds nothing (and ``stop`` is set, when given);
+    each task logged once its batch committed (one transaction for the batch's log)."""
     run = uuid.UUID(run_id)
     lease = timedelta(minutes=5)
     with AgentStore.open(url) as store:
         start.wait()
-        held = store.tasks.claim_next(worker, run_id=run, lease=lease, limit=limit)
-        while held:
-            batch = [Completion(t.id, f"done by {worker}", t.attempt) for t in held]
-            handoff = store.tasks.complete_many(
-                batch, worker=worker, run_id=run, lease=lease, limit=limit
+        while True:
+            _complete_in_batches(store, run, worker, limit, lease)
+            if stop is None or stop.is_set():
+                return
+            time.sleep(0.01)
+
+
+def _complete_in_batches(
+    store: AgentStore, run: uuid.UUID, worker: str, limit: int, lease: timedelta
+) -> None:
+    held = store.tasks.claim_next(worker, run_id=run, lease=lease, limit=limit)
+    while held:
+        batch = [Completion(t.id, f"done by {worker}", t.attempt) for t in held]
+        handoff = store.tasks.complete_many(
+            batch, worker=worker, run_id=run, lease=lease, limit=limit
+        )
+        entries = [(t.id, t.attempt, "completed") for t in handoff.completed]
+        entries += [(task_id, 0, "stale") for task_id in handoff.stale]
+        with store.engine.begin() as connection:
+            connection.execute(
+                sa.insert(WORK_LOG),
+                [
+                    {"task_id": str(t), "worker": worker, "attempt": a, "outcome": o}
+                    for t, a, o in entries
+                ],
             )
-            entries = [(t.id, t.attempt, "completed") for t in handoff.completed]
-            entries += [(task_id, 0, "stale") for task_id in handoff.stale]
-            with store.engine.begin() as connection:
-                connection.execute(
-                    sa.insert(WORK_LOG),
-                    [
-                        {"task_id": str(t), "worker": worker, "attempt": a, "outcome": o}
-                        for t, a, o in entries
-                    ],
-                )
-            held = handoff.claimed
+        held = handoff.claimed
 
 
 def claim_and_hang(url: str, run_id: str, lease_seconds: float, claims: Any) -> None:

@@ -50,13 +50,15 @@ CLOSED, RESCUED, CLAIMED = "closed", "rescued", "claimed"
 Step = sa.TextualSelect
 
 _COLUMNS = ", ".join(column.name for column in TASK_COLUMNS)
-_XID = "CAST(CAST(pg_current_xact_id() AS text) AS bigint)"  # see Backend.transaction_id
+# PostgreSQL's casts (``::``) where CAST would do: the steps must stay under 4 KB (see
+# ``_step``) in a schema of the longest name.
+_XID = "pg_current_xact_id()::text::bigint"  # see Backend.transaction_id
 _ATTEMPT = (
     "INSERT INTO task_attempts (id, run_id, task_id, attempt, status, summary, "
     "blocker_signature, result, created_at)"
 )
 _EVENT = "INSERT INTO events (run_id, ts, source, kind, message, payload, transaction_id)"
-_PAYLOAD = "jsonb_build_object('task_id', CAST(id AS text), 'attempt', attempt)"
+_PAYLOAD = "jsonb_build_object('task_id', id::text, 'attempt', attempt)"
 
 
 def _literal(text: str) -> str:
@@ -133,10 +135,15 @@ _WENT_THROUGH = "AND EXISTS (SELECT FROM closed)"
 # Complete the tasks ``:ids``, each still held under its ``:attempts``, with its
 # ``:summaries``; record each attempt with its ``:results`` (JSON texts) and journal it.
 # Arrays, one element per task, so that one statement of fixed text ends a whole batch.
+# ``items`` holds the hand's rows, taken in the order of their ids before the UPDATE
+# (which would take them in its plan's order; ``items``, read three times, is computed
+# once): ``replace_pending`` takes a plan's rows by id too, and two statements that each
+# lock several of the same rows in orders of their own deadlock.
 _CLOSE_MANY = f"""items AS (
-    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:attempts AS integer[]),
+    SELECT item.* FROM tasks, unnest(CAST(:ids AS uuid[]), CAST(:attempts AS integer[]),
         CAST(:summaries AS text[]), CAST(:results AS jsonb[]))
-        AS item (id, attempt, summary, result)),
+        AS item (id, attempt, summary, result)
+    WHERE tasks.id = item.id ORDER BY 1 FOR UPDATE OF tasks),
 closed AS (
     UPDATE tasks SET status = 'completed', implementation_summary = items.summary,
         blocker_signature = NULL, claimed_by = NULL, lease_expires_at = NULL,

@@ -145,12 +145,18 @@ class TaskRepository(Repository, aggregate="tasks"):
         rows = [check_draft(draft) for draft in validation.sequence(drafts, "drafts")]
         connection = self._connection
         require_run(connection, run_id, lock=True)  # one replace of a plan at a time
+        # The tasks are locked in the order of their ids, as ``complete_many`` locks a
+        # hand (``task_steps``): two statements that each lock several of the same rows,
+        # in orders of their own, deadlock (PostgreSQL; SQLite has one writer).
+        ending = (
+            sa.select(Task.id)
+            .where(Task.run_id == run_id, Task.status.in_([s.value for s in (*UNHELD, *HELD)]))
+            .order_by(Task.id)
+            .with_for_update()
+        )
         connection.execute(
             sa.update(Task)
-            .where(
-                Task.run_id == run_id,
-                Task.status.in_([s.value for s in (*UNHELD, *HELD)]),
-            )
+            .where(Task.id.in_(ending))
             .values(status=TaskStatus.ABANDONED.value, claimed_by=None, lease_expires_at=None)
         )
         if not rows:
