@@ -115,9 +115,10 @@ def test_eight_workers_completing_in_batches_drain_every_task_exactly_once(
 def test_replacing_the_plan_while_workers_complete_in_batches_deadlocks_no_one(
     store: AgentStore, run: RunRecord, db_url: str
 ) -> None:
-    # A hand completed by complete_many and a plan replaced lock several of the same task
-    # rows. Locked in orders of their own, the two deadlocked on PostgreSQL (a few every
-    # ten seconds here); a worker that met one raised and exited with an error.
+    # A hand completed by complete_many, a plan replaced and the held tasks requeued each
+    # lock several of the same task rows. Locked in orders of their own, they deadlocked
+    # on PostgreSQL (a few every ten seconds here); a worker that met one raised and
+    # exited with an error.
     create_work_log(store)
     store.tasks.replace_pending(run.id, drafts(50))
     start, stop = SPAWN.Event(), SPAWN.Event()
@@ -131,6 +132,8 @@ def test_replacing_the_plan_while_workers_complete_in_batches_deadlocks_no_one(
     replaced, until = 0, time.monotonic() + 8
     while time.monotonic() < until:
         store.tasks.replace_pending(run.id, drafts(50))
+        for _ in range(5):  # the workers claim again meanwhile
+            store.tasks.requeue_in_progress(run.id)
         replaced += 1
     stop.set()  # type: ignore[attr-defined]
     join(workers)  # each exited cleanly: no worker met a deadlock

@@ -454,9 +454,15 @@ class TaskRepository(Repository, aggregate="tasks"):
         run_id = validation.identifier(run_id, "run_id")
         connection = self._connection
         require_run(connection, run_id)
+        held = (  # locked in the order of their ids, as in ``replace_pending``
+            sa.select(Task.id)
+            .where(Task.run_id == run_id, Task.status == TaskStatus.IN_PROGRESS.value)
+            .order_by(Task.id)
+            .with_for_update()
+        )
         moved = connection.execute(
             sa.update(Task)
-            .where(Task.run_id == run_id, Task.status == TaskStatus.IN_PROGRESS.value)
+            .where(Task.id.in_(held))
             .values(status=TaskStatus.PENDING.value, claimed_by=None, lease_expires_at=None)
         ).rowcount
         if moved:
