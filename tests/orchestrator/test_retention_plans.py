@@ -40,6 +40,13 @@ NEW_ID = {
     "sqlite": "lower(hex(randomblob(16)))",
     "postgresql": "gen_random_uuid()",
 }
+# What makes the seed quicker: SQLite's page cache large enough for the indexes being
+# written (28 s to 10 s here); on PostgreSQL no foreign-key check per row, for the
+# seed's transaction (the rows are seeded under runs that exist).
+SEED_SETTINGS = {
+    "sqlite": "PRAGMA cache_size = -262144",
+    "postgresql": "SET LOCAL session_replication_role = replica",
+}
 
 
 @pytest.fixture(scope="module", params=DIALECTS)
@@ -53,6 +60,7 @@ def seeded(request: pytest.FixtureRequest) -> Iterator[tuple[AgentStore, str]]:
         for n in range(RUNS):
             store.runs.create("g", "/r", "completed" if n % 10 == 0 else "running")
         with store.engine.begin() as connection:
+            connection.exec_driver_sql(SEED_SETTINGS[dialect])
             connection.exec_driver_sql(SEED_EVENTS)
             connection.exec_driver_sql(SEED_CHECKPOINTS.format(new_id=NEW_ID[dialect]))
             connection.exec_driver_sql("ANALYZE")
@@ -73,12 +81,14 @@ def plans_of(store: AgentStore, dialect: str, call: Callable[[], Any]) -> dict[s
         if not words or words[0].upper() not in ("SELECT", "DELETE", "WITH"):
             return
         table = words[words.index("FROM") + 1] if "FROM" in words else "?"
+        verb = "DELETE" if words[0].upper() == "DELETE" else "SELECT"
+        key = f"{verb} {table}"
+        if key in plans:  # the first batch's plan is the one kept
+            return
         with explainer.connect() as connection:  # a reader: it waits for no lock
             connection.execution_options(**store.backend.read_only_options)
             rows = connection.exec_driver_sql(explain + statement, parameters).all()
-        verb = "DELETE" if words[0].upper() == "DELETE" else "SELECT"
-        key = f"{verb} {table}"
-        plans.setdefault(key, "\n".join(" ".join(map(str, row)) for row in rows))
+        plans[key] = "\n".join(" ".join(map(str, row)) for row in rows)
 
     sa.event.listen(store.engine, "before_cursor_execute", explained)
     try:
