@@ -8,11 +8,14 @@ The plan is the database's, whichever face sent the statement: this runs on the 
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from agentstore import AgentStore, TaskDraft
+from agentstore.models import Task
 from tests.support.databases import DIALECTS
 from tests.support.plans import plan_of, statements_run_by
 
@@ -22,6 +25,8 @@ pytestmark = pytest.mark.parametrize("dialect", DIALECTS, indirect=True)
 MINUTE = timedelta(minutes=1)
 RUNS = 10
 TASKS_PER_RUN = 10_000
+# A fresh id per row, in each dialect's words.
+NEW_ID = {"sqlite": "lower(hex(randomblob(16)))", "postgresql": "gen_random_uuid()"}
 
 
 def claim_plans(store: AgentStore, call: object) -> tuple[str, str]:
@@ -35,6 +40,25 @@ def claim_plans(store: AgentStore, call: object) -> tuple[str, str]:
     return plan_of(store, *rescue), plan_of(store, *claim)
 
 
+def copy_of_plan(
+    store: AgentStore, source: uuid.UUID, target: uuid.UUID, priority: int
+) -> sa.Insert:
+    """The source run's tasks again under the target run, at ``priority``, with new ids:
+    a seed in one statement each (a plan of 10,000 through ``replace_pending`` takes
+    seconds on PostgreSQL)."""
+    tasks = Task.__table__
+    kept = [column for column in tasks.c if column.name not in ("id", "run_id", "priority")]
+    copied = sa.select(
+        sa.literal_column(NEW_ID[store.backend.name]),
+        sa.literal(target, tasks.c.run_id.type),
+        sa.literal(priority),
+        *kept,
+    ).where(tasks.c.run_id == source)
+    return sa.insert(tasks).from_select(
+        ["id", "run_id", "priority", *(c.name for c in kept)], copied
+    )
+
+
 def sorts(plan: str) -> bool:
     return "Sort" in plan or "TEMP B-TREE" in plan
 
@@ -44,13 +68,16 @@ def test_claims_read_their_index_in_order_at_100_000_pending_tasks(
 ) -> None:
     store = sync_store
     runs = [store.runs.create(f"goal {n}", "/repo") for n in range(RUNS)]
-    for n, run in enumerate(runs):
-        plan = [
-            TaskDraft(f"task {k}", "o", priority=n % 3, delay=timedelta(hours=1) if k % 2 else None)
-            for k in range(TASKS_PER_RUN)
-        ]
-        store.tasks.replace_pending(run.id, plan)
+    plan = [
+        TaskDraft(f"task {k}", "o", delay=timedelta(hours=1) if k % 2 else None)
+        for k in range(TASKS_PER_RUN)
+    ]
+    store.tasks.replace_pending(runs[0].id, plan)
     with store.engine.begin() as connection:
+        for n, run in enumerate(runs[1:], start=1):
+            connection.execute(copy_of_plan(store, runs[0].id, run.id, priority=n % 3))
+        pending = connection.exec_driver_sql("SELECT count(*) FROM tasks WHERE status = 'pending'")
+        assert pending.scalar_one() == RUNS * TASKS_PER_RUN
         connection.exec_driver_sql("ANALYZE")
 
     rescue, across = claim_plans(store, lambda: store.tasks.claim_next("w", lease=MINUTE))
