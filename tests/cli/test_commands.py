@@ -3,13 +3,14 @@ one-line errors."""
 
 from __future__ import annotations
 
+import select
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -107,9 +108,15 @@ def test_tasks_waiting_listed_shown_and_answered(cli: Cli, seeded: dict[str, str
     assert not_json.code == 2 and "not JSON" in not_json.err
 
 
+def next_line(stream: IO[str], within: float = 30.0) -> str:
+    """The next line a child process writes, or "" if none comes ``within`` seconds."""
+    ready, _, _ = select.select([stream], [], [], within)
+    return stream.readline() if ready else ""
+
+
 def test_events_tail_and_follow(cli: Cli, seeded: dict[str, str]) -> None:
     """The follower polls SQLite; on PostgreSQL it polls once an hour here, so only the
-    journal's NOTIFY can bring it the new event."""
+    journal's NOTIFY can bring it the new event. Each line reaches the pipe at once."""
     interval = "3600" if seeded["url"].startswith("postgresql") else "0.2"
     tail = cli("--url", seeded["url"], "--json", "events", "tail", seeded["run"])
     assert '"run_created"' in tail.out
@@ -132,14 +139,18 @@ def test_events_tail_and_follow(cli: Cli, seeded: dict[str, str]) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2)
+    assert follower.stdout is not None
+    # The journal as it was (flushed at once), so the follower has read it, and listens
+    # on PostgreSQL.
+    assert "run_created" in next_line(follower.stdout)
     with AgentStore.open(seeded["url"]) as store:
         store.events.add(uuid.UUID(seeded["run"]), "test", "followed", "live event")
-    time.sleep(2)
+    while (line := next_line(follower.stdout)) and "live event" not in line:
+        pass  # the rest of the journal as it was
+    assert "test/followed: live event" in line
     follower.send_signal(signal.SIGINT)
-    out, err = follower.communicate(timeout=30)
+    _, err = follower.communicate(timeout=30)
     assert follower.returncode == 0, err
-    assert "test/followed: live event" in out
 
 
 def test_executions_list_show_stats_sweep(cli: Cli, seeded: dict[str, str]) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 import time
 import uuid
 from typing import Any
@@ -221,19 +223,25 @@ def print_events(events: list[EventRecord], as_json: bool = False) -> None:
             print(json.dumps(plain(event), ensure_ascii=False))
         else:
             print(f"{event.id:>6} {event.ts:%H:%M:%S} {event.source}/{event.kind}: {event.message}")
+    sys.stdout.flush()  # a follower's reader (a pipe: block-buffered) sees each at once
 
 
 def tail_events(store: AgentStore, args: argparse.Namespace) -> int:
     store.runs.get(args.run_id)
-    events = store.events.list(args.run_id, args.limit)
-    print_events(events, args.json)
-    if not args.follow:
-        return 0
-    last = events[-1].id if events else 0
     # On PostgreSQL the journal NOTIFYs: wake at once; the interval is then a fallback.
     channels = (channel(EVENTS_CHANNEL, store.schema),)
-    listener = store.backend.listener(store.engine.url, channels)
+    listener = store.backend.listener(store.engine.url, channels) if args.follow else None
     try:
+        if listener is not None:
+            # LISTEN before the first read, so that no event falls in between (failing,
+            # the loop below polls, and listens again).
+            with contextlib.suppress(StoreUnavailableError):
+                listener.wait(0.0)
+        events = store.events.list(args.run_id, args.limit)
+        print_events(events, args.json)
+        if not args.follow:
+            return 0
+        last = events[-1].id if events else 0
         while True:
             if listener is None:
                 time.sleep(args.interval)
