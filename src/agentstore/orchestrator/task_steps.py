@@ -135,26 +135,26 @@ _WENT_THROUGH = "AND EXISTS (SELECT FROM closed)"
 # Complete the tasks ``:ids``, each still held under its ``:attempts``, with its
 # ``:summaries``; record each attempt with its ``:results`` (JSON texts) and journal it.
 # Arrays, one element per task, so that one statement of fixed text ends a whole batch.
-# ``items`` holds the hand's rows, taken in the order of their ids before the UPDATE
-# (which would take them in its plan's order; ``items``, read three times, is computed
-# once): ``replace_pending`` takes a plan's rows by id too, and two statements that each
-# lock several of the same rows in orders of their own deadlock.
-_CLOSE_MANY = f"""items AS (
-    SELECT item.* FROM tasks, unnest(CAST(:ids AS uuid[]), CAST(:attempts AS integer[]),
+# ``hand`` holds their rows, taken in the order of their ids before the UPDATE (which
+# would take them in its plan's order; ``hand``, read three times, is computed once):
+# ``replace_pending`` takes a plan's rows by id too, and two statements that each lock
+# several of the same rows in orders of their own deadlock.
+_CLOSE_MANY = f"""hand AS (
+    SELECT i.* FROM tasks, unnest(CAST(:ids AS uuid[]), CAST(:attempts AS integer[]),
         CAST(:summaries AS text[]), CAST(:results AS jsonb[]))
-        AS item (id, attempt, summary, result)
-    WHERE tasks.id = item.id ORDER BY 1 FOR UPDATE OF tasks),
+        AS i (id, attempt, summary, result)
+    WHERE tasks.id = i.id ORDER BY 1 FOR UPDATE OF tasks),
 closed AS (
-    UPDATE tasks SET status = 'completed', implementation_summary = items.summary,
+    UPDATE tasks SET status = 'completed', implementation_summary = hand.summary,
         blocker_signature = NULL, claimed_by = NULL, lease_expires_at = NULL,
         updated_at = now()
-    FROM items WHERE tasks.id = items.id AND tasks.attempt = items.attempt
-        AND tasks.status = 'in_progress'
+    FROM hand WHERE tasks.id = hand.id AND tasks.attempt = hand.attempt
+        AND status = 'in_progress'
     RETURNING tasks.*),
 closed_attempt AS ({_ATTEMPT}
-    SELECT gen_random_uuid(), run_id, closed.id, closed.attempt, 'completed',
-        implementation_summary, NULL, items.result, now()
-    FROM closed JOIN items ON items.id = closed.id ON CONFLICT DO NOTHING),
+    SELECT gen_random_uuid(), run_id, id, closed.attempt, 'completed',
+        implementation_summary, NULL, hand.result, now()
+    FROM closed JOIN hand USING (id) ON CONFLICT DO NOTHING),
 closed_event AS ({_EVENT}
     SELECT run_id, now(), 'system', 'task_completed', 'Task completed.', {_PAYLOAD}, {_XID}
     FROM closed)"""
@@ -196,9 +196,13 @@ def _close_and_claim_step(run: tuple[str, str], schema: str | None) -> Step:
 
 def _close_many_and_claim_step(run: tuple[str, str], schema: str | None) -> Step:
     # The rescue passes over the tasks being completed (a statement updates a row
-    # once); the claim happens whether or not any of them was still held.
-    rescue = _RESCUE.format(only_if="AND id NOT IN (SELECT id FROM items)")
-    ctes = [_CLOSE_MANY, rescue, _claim(run)]
+    # once); the claim happens whether or not any of them was still held. Both read the
+    # whole ``hand`` before they lock a row (the claim counts it, in a filter of its
+    # own), so the hand is locked first, in the order of its ids. Run after the claim
+    # (when the UPDATE found no task in progress to join it to), ``hand`` waited for
+    # rows of another worker's hand while holding rows that worker's statement wanted.
+    rescue = _RESCUE.format(only_if="AND id NOT IN (SELECT id FROM hand)")
+    ctes = [_CLOSE_MANY, rescue, _claim(run, "AND (SELECT count(*) FROM hand) >= 0")]
     return _step(ctes, (CLOSED, RESCUED, CLAIMED), schema)
 
 
