@@ -120,25 +120,31 @@ def test_events_tail_and_follow(cli: Cli, seeded: dict[str, str]) -> None:
     interval = "3600" if seeded["url"].startswith("postgresql") else "0.2"
     tail = cli("--url", seeded["url"], "--json", "events", "tail", seeded["run"])
     assert '"run_created"' in tail.out
-    follower = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agentstore",
-            "--url",
-            seeded["url"],
-            "events",
-            "tail",
-            seeded["run"],
-            "--follow",
-            "--interval",
-            interval,
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # A test run started in the background (``cmd &``) ignores SIGINT, and a child
+    # inherits that; a handler of Python's is reset to the default in the child instead.
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        follower = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agentstore",
+                "--url",
+                seeded["url"],
+                "events",
+                "tail",
+                seeded["run"],
+                "--follow",
+                "--interval",
+                interval,
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     assert follower.stdout is not None
     # The journal as it was (flushed at once), so the follower has read it, and listens
     # on PostgreSQL.
