@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.util import greenlet_spawn
 
 from agentstore.backends import Backend
+from agentstore.backends.base import ONE_STATEMENT
 from agentstore.call_threads import CallThreads
 from agentstore.errors import AgentStoreError, StoreUnavailableError, ValidationError
 from agentstore.operations import Repository, WriteNeeded, in_one_statement
@@ -254,7 +255,7 @@ class TransactionPerCall(Calls):
                 if read_only:
                     connection.execution_options(**self.backend.read_only_options)
                 elif self.backend.data_modifying_ctes and in_one_statement(operation):
-                    connection.execution_options(isolation_level="AUTOCOMMIT")
+                    connection.execution_options(**{ONE_STATEMENT: True})
                     committing = True  # each statement commits as it runs
                     return operation(repository(connection, self.backend), *args, **kwargs)
                 with connection.begin():

@@ -33,6 +33,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
+from agentstore.backends.base import ONE_STATEMENT
 from agentstore.worker import TaskContext
 
 POINTS = ("after_claim", "in_complete", "before_commit", "after_commit")
@@ -75,13 +76,14 @@ def _marked(parameters: Any) -> bool:
     return False
 
 
-def _autocommit(conn: Connection) -> bool:
-    return conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+def _one_statement(conn: Connection) -> bool:
+    """A call sent as one statement, committed as it runs (no BEGIN, no COMMIT)."""
+    return bool(conn.get_execution_options().get(ONE_STATEMENT))
 
 
 def _before_statement(conn: Connection, *args: Any) -> None:
     parameters = args[2]  # cursor, statement, parameters, context, executemany
-    if _autocommit(conn) and _marked(parameters):
+    if _one_statement(conn) and _marked(parameters):
         _reached("before_commit")
         _reached("in_complete", within_seconds=0.002)
 
@@ -90,7 +92,7 @@ def _after_statement(conn: Connection, *args: Any) -> None:
     parameters = args[2]
     if not _marked(parameters):
         return
-    if _autocommit(conn):
+    if _one_statement(conn):
         _reached("after_commit")
     elif not conn.info.get(COMPLETING):
         conn.info[COMPLETING] = True

@@ -57,6 +57,25 @@ def test_our_async_writes_follow_the_hosts_transaction(db_url: str, host_commits
     asyncio.run(main())
 
 
+def test_the_stores_calls_commit_after_a_host_set_an_isolation_level_of_its_own(
+    sync_store: AgentStore,
+) -> None:
+    """SQLAlchemy resets a host's isolation level when the connection goes back to the
+    pool; the store's calls that take the connection next still commit. (On PostgreSQL
+    the reset took the driver out of autocommit: the claim below, one statement sent
+    without a transaction, was then left in the driver's and rolled back.)"""
+    run = sync_store.runs.create("host", "/r")
+    with sync_store.engine.connect() as connection:
+        connection.execution_options(isolation_level="SERIALIZABLE")
+        with connection.begin():
+            sync_store.on(connection).events.add(run.id, "host", "ours", "serializable")
+    sync_store.tasks.replace_pending(run.id, [TaskDraft("t", "o")])
+    [held] = sync_store.tasks.claim_next("w", run_id=run.id)  # on the host's connection
+    sync_store.tasks.complete(held.id, "done", attempt=held.attempt)
+    assert [task.status for task in sync_store.tasks.list(run.id)] == ["completed"]
+    assert kinds(sync_store, run.id) == ["run_created", "ours", "task_completed"]
+
+
 def test_a_connection_without_agentstores_settings_is_refused(db_url: str) -> None:
     plain = sa.create_engine(db_url)
     with (

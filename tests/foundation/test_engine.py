@@ -53,6 +53,33 @@ def test_a_sqlite_write_transaction_holds_the_write_lock_from_its_first_statemen
     engine.dispose()
 
 
+def test_a_sqlite_write_that_outwaits_the_busy_timeout_is_one_typed_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write lock is taken by the transaction's BEGIN IMMEDIATE (sent on a driver
+    cursor, not as a SQLAlchemy statement): a wait for it that times out is still
+    ``StoreUnavailableError``, retryable, on both faces."""
+    monkeypatch.setattr(agentstore.backends.sqlite, "BUSY_TIMEOUT_MS", 50)
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    agentstore.migrate(url)
+    holder = sqlite3.connect(tmp_path / "busy.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, held by another connection
+
+    async def create_async() -> None:
+        async with AsyncAgentStore.open(url) as store:
+            await store.runs.create("waits", "/r")
+
+    with AgentStore.open(url) as store:
+        with pytest.raises(StoreUnavailableError, match="locked") as caught:
+            store.runs.create("waits", "/r")
+        assert caught.value.retryable
+        with pytest.raises(StoreUnavailableError, match="locked"):
+            asyncio.run(create_async())
+        holder.execute("ROLLBACK")
+        assert store.runs.create("after", "/r").goal == "after"
+    holder.close()
+
+
 def test_sqlite_older_than_3_35_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
     monkeypatch.setattr(sqlite3, "sqlite_version", "3.34.1")
@@ -105,6 +132,24 @@ def test_a_postgres_connection_in_steady_use_is_not_pinged(postgresql_databases:
         with pytest.raises(StoreUnavailableError):
             store.runs.get(run.id)
         assert store.runs.get(run.id) == run  # ...and the pool has replaced the connection
+
+
+def test_a_postgres_connection_lost_in_steady_use_is_one_typed_error_on_the_async_face(
+    postgresql_databases: object,
+) -> None:
+    """As above, on psycopg's async connection: for a read, the loss is met by the
+    transaction's BEGIN (agentstore's own, sent on a driver cursor)."""
+    url = postgresql_databases.migrated()  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        async with AsyncAgentStore.open(url) as store:
+            run = await store.runs.create("lose the server", "/r")
+            assert kill_connections(url) == 1
+            with pytest.raises(StoreUnavailableError):
+                await store.runs.get(run.id)
+            assert await store.runs.get(run.id) == run
+
+    asyncio.run(main())
 
 
 def test_a_bare_postgresql_url_gets_the_psycopg_driver() -> None:

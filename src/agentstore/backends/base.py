@@ -21,8 +21,11 @@ from agentstore.errors import (
 if TYPE_CHECKING:
     from agentstore.backends.listen import Listener
 
-# Execution option that marks a transaction as read-only (see SQLiteBackend).
+# Execution option that marks a transaction as read-only (see each backend's BEGIN).
 READ_ONLY = "agentstore_read_only"
+# Execution option that marks a connection whose call is one statement, run with no
+# transaction around it (see ``Backend.data_modifying_ctes``).
+ONE_STATEMENT = "agentstore_one_statement"
 # Set in a pooled connection's ``info`` once agentstore's settings are applied to it.
 CONFIGURED = "agentstore_configured"
 
@@ -30,6 +33,31 @@ CONFIGURED = "agentstore_configured"
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def on_driver_cursor(connection: Connection, sql: str) -> None:
+    """Run ``sql`` on a DB-API cursor of ``connection``, outside SQLAlchemy's statement
+    path: a transaction's BEGIN, sent from the ``begin`` hook (where a SQLAlchemy
+    statement would begin the transaction again) on every call (where that path would
+    add its cost to each). A driver error comes out as SQLAlchemy's ``DBAPIError``, as
+    from any statement, so that the faces translate it; a connection found lost is
+    invalidated, as SQLAlchemy does, so that the pool never hands it out again."""
+    dbapi_connection: Any = connection.connection.dbapi_connection
+    dialect = connection.dialect
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(sql)
+        return
+    except dialect.loaded_dbapi.Error as exc:
+        lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
+        failure = sa.exc.DBAPIError.instance(
+            sql, None, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost
+        )
+    finally:
+        cursor.close()
+    if lost:
+        connection.invalidate(failure.orig)
+    raise failure from failure.orig
 
 
 #: The URL query parameter saying the URL is a pooler in transaction mode (PgBouncer's
@@ -54,7 +82,7 @@ class Backend(ABC):
     #: The database runs INSERT/UPDATE inside WITH (data-modifying CTEs), so that a step
     #: that writes several tables (a completion, its attempt, its event, the next claim)
     #: is one statement: atomic on its own, it needs no transaction around it, and a
-    #: face runs it with the driver in autocommit (no BEGIN and COMMIT round trips).
+    #: face runs it with no BEGIN and COMMIT (marked ``ONE_STATEMENT``).
     data_modifying_ctes: bool = False
     #: The database has schemas (namespaces for tables) a store can be put in.
     schemas: bool = False

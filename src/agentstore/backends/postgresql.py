@@ -12,7 +12,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Engine
 
-from agentstore.backends.base import TRANSACTION_POOLING, Backend, first_line
+from agentstore.backends.base import (
+    ONE_STATEMENT,
+    READ_ONLY,
+    TRANSACTION_POOLING,
+    Backend,
+    first_line,
+    on_driver_cursor,
+)
 from agentstore.errors import (
     AgentStoreError,
     ConflictError,
@@ -55,6 +62,32 @@ _NOT_MIGRATED = {"42P01", "42703"}  # undefined_table, undefined_column
 # shutdown, restart), a lock that could not be had.
 _TRANSIENT_CLASSES = ("08", "40", "53", "57")
 _TRANSIENT = {"55P03", "55006"}
+
+
+def _autocommit(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.autocommit = True
+
+
+def _begin_statements(engine: Engine) -> tuple[str, str]:
+    """The BEGIN of a transaction that writes, at the engine's isolation level (READ
+    COMMITTED unless its creator chose another), and of a read-only one: REPEATABLE
+    READ, since READ COMMITTED takes a new snapshot per statement, and a read of several
+    statements (a run snapshot, a page and its meta) must see one."""
+    level = engine.get_execution_options().get("isolation_level") or getattr(
+        engine.dialect, "_on_connect_isolation_level", None
+    )
+    writes = f"BEGIN ISOLATION LEVEL {level or 'READ COMMITTED'}"
+    return writes, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+
+def _begin(connection: Connection, statements: tuple[str, str]) -> None:
+    """A ``begin`` hook: every transaction's BEGIN, none for a one-statement call.
+    Where a host has taken the driver out of autocommit (an isolation level of its
+    own), the driver begins its transactions itself."""
+    options = connection.get_execution_options()
+    if options.get(ONE_STATEMENT) or not connection.connection.dbapi_connection.autocommit:  # type: ignore[union-attr]
+        return
+    on_driver_cursor(connection, statements[1] if options.get(READ_ONLY) else statements[0])
 
 
 def _note_idle_since(_dbapi_connection: Any, record: Any) -> None:
@@ -125,11 +158,23 @@ class PostgresBackend(Backend):
                 # The pool discards this connection and checks out another.
                 raise sa.exc.DisconnectionError(f"pooled connection is dead: {exc}") from exc
 
+        def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+            ping_if_idle(dbapi_connection, record, proxy)
+            if not dbapi_connection.autocommit:  # a host changed its isolation level,
+                dbapi_connection.autocommit = True  # which SQLAlchemy reset on checkin
+
+        # Transactions begin with a BEGIN of agentstore's (``_begin``), on connections
+        # the driver keeps in autocommit: a call then changes no setting of the driver's
+        # per call (on psycopg's async connection each change, and each reset at
+        # checkin, is awaited), and a one-statement call is sent without one.
+        begin = _begin_statements(engine)
         sa.event.listen(engine, "do_connect", set_session_parameters)
         sa.event.listen(engine, "connect", self.mark_configured)
+        sa.event.listen(engine, "connect", _autocommit)
         sa.event.listen(engine, "checkin", _note_idle_since)
-        sa.event.listen(engine, "checkout", ping_if_idle)
-        engine.dispose()  # connections opened before were never pinged when idle
+        sa.event.listen(engine, "checkout", checkout)
+        sa.event.listen(engine, "begin", lambda connection: _begin(connection, begin))
+        engine.dispose()  # connections opened before lack the hooks above
 
     @contextmanager
     def migration_transaction(self, connection: Connection) -> Iterator[None]:
@@ -150,12 +195,6 @@ class PostgresBackend(Backend):
             connection.exec_driver_sql(f"CREATE SCHEMA {quoted}")
         # The migrations name no schema; this transaction's search path finds it alone.
         connection.exec_driver_sql(f"SET LOCAL search_path TO {quoted}")
-
-    @property
-    def read_only_options(self) -> dict[str, Any]:
-        # READ COMMITTED takes a new snapshot per statement; a multi-statement read (a run
-        # snapshot, a page and its meta) needs one snapshot for the whole transaction.
-        return {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
 
     def listener(self, url: URL, channels: tuple[str, ...]) -> Listener | None:
         from agentstore.backends.listen import Listener  # psycopg: only where it is used

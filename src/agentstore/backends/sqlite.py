@@ -12,7 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, Connection, Engine
 
-from agentstore.backends.base import READ_ONLY, TRANSACTION_POOLING, Backend, first_line
+from agentstore.backends.base import (
+    READ_ONLY,
+    TRANSACTION_POOLING,
+    Backend,
+    first_line,
+    on_driver_cursor,
+)
 from agentstore.errors import (
     AgentStoreError,
     ConflictError,
@@ -48,23 +54,14 @@ def _configure_connection(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.create_function("agentstore_lower", 1, _lower, deterministic=True)
 
 
-def _outside_transaction(connection: Connection, sql: str) -> None:
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql)
-    finally:
-        cursor.close()
-
-
 def _begin(connection: Connection) -> None:
     """Every transaction. A deferred transaction that later writes cannot wait for the
     write lock: it fails with "database is locked". So every transaction takes the write
     lock up front (waiting up to the busy timeout), unless it is marked read-only.
 
-    Sent on a DB-API cursor rather than through SQLAlchemy's statement machinery, which
-    would add its own cost to every call; a cursor works on either driver."""
+    Sent on a DB-API cursor (``on_driver_cursor``), which works on either driver."""
     read_only = connection.get_execution_options().get(READ_ONLY)
-    _outside_transaction(connection, "BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
+    on_driver_cursor(connection, "BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
 class SQLiteBackend(Backend):
@@ -99,7 +96,7 @@ class SQLiteBackend(Backend):
         # Batch migrations copy and drop tables, which foreign keys would cascade through;
         # SQLite ignores this pragma inside a transaction, so it is set before BEGIN (on a
         # DB-API cursor: a SQLAlchemy statement would begin the transaction first).
-        _outside_transaction(connection, "PRAGMA foreign_keys=OFF")
+        on_driver_cursor(connection, "PRAGMA foreign_keys=OFF")
         try:
             with connection.begin():  # BEGIN IMMEDIATE: the database's write lock
                 yield
@@ -109,7 +106,7 @@ class SQLiteBackend(Backend):
                         "PRAGMA foreign_key_check", None, Exception(str(violations[:5]))
                     )
         finally:
-            _outside_transaction(connection, "PRAGMA foreign_keys=ON")
+            on_driver_cursor(connection, "PRAGMA foreign_keys=ON")
 
     def clock(self) -> sa.ColumnElement[datetime]:
         # One machine: the local clock is the database's clock.
