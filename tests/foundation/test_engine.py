@@ -96,6 +96,20 @@ def test_postgres_uses_read_committed(postgresql_databases: object) -> None:
     engine.dispose()
 
 
+def test_postgres_writes_keep_the_isolation_level_of_a_hosts_engine(
+    postgresql_databases: object,
+) -> None:
+    url = postgresql_databases.migrated()  # type: ignore[attr-defined]
+    engine = sa.create_engine(url, isolation_level="SERIALIZABLE")
+    store = AgentStore(engine)  # gets agentstore's hooks: its own BEGIN among them
+    with engine.connect() as connection:
+        isolation = connection.exec_driver_sql("SHOW transaction_isolation").scalar()
+        assert connection.connection.dbapi_connection.autocommit  # type: ignore[union-attr]
+    assert isolation == "serializable"
+    store.close()
+    engine.dispose()
+
+
 def test_a_dead_idle_postgres_connection_is_replaced_unseen(
     postgresql_databases: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
