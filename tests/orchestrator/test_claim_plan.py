@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from agentstore import AgentStore, TaskDraft
 from agentstore.models import Task
 from tests.support.databases import DIALECTS
-from tests.support.plans import plan_of, statements_run_by
+from tests.support.plans import NEW_ID, plan_of, statements_run_by
 
 # A plan is the server's: a pooler in front changes nothing of it.
 pytestmark = pytest.mark.parametrize("dialect", DIALECTS, indirect=True)
@@ -25,8 +25,6 @@ pytestmark = pytest.mark.parametrize("dialect", DIALECTS, indirect=True)
 MINUTE = timedelta(minutes=1)
 RUNS = 10
 TASKS_PER_RUN = 10_000
-# A fresh id per row, in each dialect's words.
-NEW_ID = {"sqlite": "lower(hex(randomblob(16)))", "postgresql": "gen_random_uuid()"}
 
 
 def claim_plans(store: AgentStore, call: object) -> tuple[str, str]:

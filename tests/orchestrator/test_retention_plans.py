@@ -21,6 +21,7 @@ from sqlalchemy import pool
 import agentstore
 from agentstore import AgentStore
 from tests.support.databases import DIALECTS
+from tests.support.plans import NEW_ID
 
 pytestmark = pytest.mark.slow
 RUNS, EVENTS_PER_RUN, CHECKPOINTS_PER_RUN, BATCH = 1000, 1000, 10, 100
@@ -35,11 +36,6 @@ INSERT INTO checkpoints (id, run_id, status, payload, created_at)
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {CHECKPOINTS_PER_RUN})
 SELECT {{new_id}}, runs.id, 'running', '{{{{}}}}', runs.created_at FROM runs, n
 """
-# A fresh id per row, in each dialect's words.
-NEW_ID = {
-    "sqlite": "lower(hex(randomblob(16)))",
-    "postgresql": "gen_random_uuid()",
-}
 # What makes the seed quicker: SQLite's page cache large enough for the indexes being
 # written (28 s to 10 s here); on PostgreSQL no foreign-key check per row, for the
 # seed's transaction (the rows are seeded under runs that exist).

@@ -10,6 +10,9 @@ import sqlalchemy as sa
 
 from agentstore import AgentStore
 
+# A fresh id per row in a seed written in SQL, in each database's words.
+NEW_ID = {"sqlite": "lower(hex(randomblob(16)))", "postgresql": "gen_random_uuid()"}
+
 
 def statements_run_by(store: AgentStore, call: Callable[[], object]) -> list[tuple[str, Any]]:
     """The SQL and parameters of every statement ``call`` sends."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from agentstore.backends.base import CONFIGURED, READ_ONLY, Backend
+from agentstore.backends.base import CONFIGURED, READ_ONLY, Backend, isolation_level
 from agentstore.backends.postgresql import PostgresBackend
 from agentstore.backends.sqlite import SQLiteBackend
 from agentstore.errors import UnsupportedDatabaseError, ValidationError
@@ -138,10 +138,7 @@ def configure(engine: Engine) -> Backend:
     relies on, if it lacks them; its backend. An engine made by the host is refused if it
     cannot be made to work (another database or driver, or autocommit)."""
     backend = backend_for(engine.url)
-    isolation = engine.get_execution_options().get("isolation_level") or getattr(
-        engine.dialect, "_on_connect_isolation_level", None
-    )
-    if isolation == "AUTOCOMMIT":
+    if isolation_level(engine) == "AUTOCOMMIT":
         raise UnsupportedDatabaseError(
             "an AUTOCOMMIT engine cannot hold agentstore's transactions: "
             "create it without isolation_level='AUTOCOMMIT'"

@@ -60,6 +60,14 @@ def on_driver_cursor(connection: Connection, sql: str) -> None:
     raise failure from failure.orig
 
 
+def isolation_level(engine: Engine) -> str | None:
+    """The isolation level ``engine`` was made with (its option or its dialect's), if any."""
+    level: str | None = engine.get_execution_options().get("isolation_level") or getattr(
+        engine.dialect, "_on_connect_isolation_level", None
+    )
+    return level
+
+
 #: The URL query parameter saying the URL is a pooler in transaction mode (PgBouncer's
 #: ``pool_mode = transaction``): each transaction may run on another server session.
 TRANSACTION_POOLING = "transaction_pooling"

@@ -18,6 +18,7 @@ from agentstore.backends.base import (
     TRANSACTION_POOLING,
     Backend,
     first_line,
+    isolation_level,
     on_driver_cursor,
 )
 from agentstore.errors import (
@@ -64,19 +65,12 @@ _TRANSIENT_CLASSES = ("08", "40", "53", "57")
 _TRANSIENT = {"55P03", "55006"}
 
 
-def _autocommit(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.autocommit = True
-
-
 def _begin_statements(engine: Engine) -> tuple[str, str]:
     """The BEGIN of a transaction that writes, at the engine's isolation level (READ
     COMMITTED unless its creator chose another), and of a read-only one: REPEATABLE
     READ, since READ COMMITTED takes a new snapshot per statement, and a read of several
     statements (a run snapshot, a page and its meta) must see one."""
-    level = engine.get_execution_options().get("isolation_level") or getattr(
-        engine.dialect, "_on_connect_isolation_level", None
-    )
-    writes = f"BEGIN ISOLATION LEVEL {level or 'READ COMMITTED'}"
+    writes = f"BEGIN ISOLATION LEVEL {isolation_level(engine) or 'READ COMMITTED'}"
     return writes, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 
@@ -160,8 +154,10 @@ class PostgresBackend(Backend):
 
         def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
             ping_if_idle(dbapi_connection, record, proxy)
-            if not dbapi_connection.autocommit:  # a host changed its isolation level,
-                dbapi_connection.autocommit = True  # which SQLAlchemy reset on checkin
+            # Once per new connection, and again after a host set an isolation level of
+            # its own on it (which SQLAlchemy resets at checkin, autocommit off).
+            if not dbapi_connection.autocommit:
+                dbapi_connection.autocommit = True
 
         # Transactions begin with a BEGIN of agentstore's (``_begin``), on connections
         # the driver keeps in autocommit: a call then changes no setting of the driver's
@@ -170,7 +166,6 @@ class PostgresBackend(Backend):
         begin = _begin_statements(engine)
         sa.event.listen(engine, "do_connect", set_session_parameters)
         sa.event.listen(engine, "connect", self.mark_configured)
-        sa.event.listen(engine, "connect", _autocommit)
         sa.event.listen(engine, "checkin", _note_idle_since)
         sa.event.listen(engine, "checkout", checkout)
         sa.event.listen(engine, "begin", lambda connection: _begin(connection, begin))

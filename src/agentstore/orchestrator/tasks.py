@@ -87,6 +87,14 @@ class Handoff:
     claimed: builtins.list[TaskRecord]
 
 
+def _locked_in_id_order(*where: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    """An UPDATE's condition for the tasks ``where`` picks, locked first in the order of
+    their ids, as ``complete_many`` locks a hand (``task_steps``): two statements that
+    each lock several of the same rows, in orders of their own, deadlock (PostgreSQL;
+    SQLite has one writer)."""
+    return Task.id.in_(sa.select(Task.id).where(*where).order_by(Task.id).with_for_update())
+
+
 class TaskRepository(Repository, aggregate="tasks"):
     """``store.tasks``: the plan of each run and the claims workers hold on it."""
 
@@ -145,18 +153,10 @@ class TaskRepository(Repository, aggregate="tasks"):
         rows = [check_draft(draft) for draft in validation.sequence(drafts, "drafts")]
         connection = self._connection
         require_run(connection, run_id, lock=True)  # one replace of a plan at a time
-        # The tasks are locked in the order of their ids, as ``complete_many`` locks a
-        # hand (``task_steps``): two statements that each lock several of the same rows,
-        # in orders of their own, deadlock (PostgreSQL; SQLite has one writer).
-        ending = (
-            sa.select(Task.id)
-            .where(Task.run_id == run_id, Task.status.in_([s.value for s in (*UNHELD, *HELD)]))
-            .order_by(Task.id)
-            .with_for_update()
-        )
+        ending = Task.status.in_([s.value for s in (*UNHELD, *HELD)])
         connection.execute(
             sa.update(Task)
-            .where(Task.id.in_(ending))
+            .where(_locked_in_id_order(Task.run_id == run_id, ending))
             .values(status=TaskStatus.ABANDONED.value, claimed_by=None, lease_expires_at=None)
         )
         if not rows:
@@ -454,15 +454,10 @@ class TaskRepository(Repository, aggregate="tasks"):
         run_id = validation.identifier(run_id, "run_id")
         connection = self._connection
         require_run(connection, run_id)
-        held = (  # locked in the order of their ids, as in ``replace_pending``
-            sa.select(Task.id)
-            .where(Task.run_id == run_id, Task.status == TaskStatus.IN_PROGRESS.value)
-            .order_by(Task.id)
-            .with_for_update()
-        )
+        held = Task.status == TaskStatus.IN_PROGRESS.value
         moved = connection.execute(
             sa.update(Task)
-            .where(Task.id.in_(held))
+            .where(_locked_in_id_order(Task.run_id == run_id, held))
             .values(status=TaskStatus.PENDING.value, claimed_by=None, lease_expires_at=None)
         ).rowcount
         if moved:
