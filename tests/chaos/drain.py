@@ -106,8 +106,7 @@ def database(dialect: str) -> Iterator[tuple[str, LocalCluster | None]]:
 class Workers:
     """The drain's worker processes (``agentstore worker``), numbered in start order, each
     with its output in ``logs``. A worker may be armed to kill itself at one of the
-    moments of ``kill_points``; its point is handed to a replacement if it dies otherwise
-    first."""
+    moments of ``kill_points``; the drain leaves it alone until it has."""
 
     def __init__(self, url: str, run_id: str, logs: Path, points: list[str]) -> None:
         self.url, self.run_id, self.logs = url, run_id, logs
@@ -170,13 +169,11 @@ class Workers:
         return point if point and f"chaos kill: {point}" in self.err(process) else None
 
     def kill(self, victim: subprocess.Popen[str]) -> None:
-        """SIGKILL ``victim`` at a random moment and start another in its place."""
+        """SIGKILL ``victim`` (not armed) at a random moment and start another in its place."""
+        assert victim.pid not in self.armed
         victim.kill()
         victim.wait()
         self.running.remove(victim)
-        if victim.pid in self.armed and self.killed_at(victim) is None:
-            self.points.append(self.armed[victim.pid])  # not reached: arm the next one
-        self.armed.pop(victim.pid, None)
         self.start()
 
     def reap(self, figures: Figures, *, replace: bool) -> None:
@@ -274,13 +271,20 @@ def drain(dialect: str, tasks: int, workers: int, budget_seconds: float) -> Figu
                 kind = schedule.pop() if schedule else rng.choice(kinds)
                 if kind in ("restart", "crash") and restarts >= max(2, tasks // 1000):
                     kind = "terminate"
-                thawed = [p for p in pool.running if all(p is not f for f, _ in frozen)]
-                if kind == "sigkill" and thawed:
-                    # An armed worker is left to reach its own moment, where one is not.
-                    unarmed = [p for p in thawed if p.pid not in pool.armed]
-                    pool.kill(rng.choice(unarmed or thawed))
-                elif kind == "sigstop" and thawed:
-                    victim = rng.choice(thawed)
+                # An armed worker is left alone to reach its own moment: killed or
+                # frozen, it might not before the drain ends.
+                victims = [
+                    p
+                    for p in pool.running
+                    if p.pid not in pool.armed and all(p is not f for f, _ in frozen)
+                ]
+                if kind in ("sigkill", "sigstop") and not victims:
+                    schedule.append(kind)  # the next round, once a worker is free
+                    kind = "none"
+                if kind == "sigkill":
+                    pool.kill(rng.choice(victims))
+                elif kind == "sigstop":
+                    victim = rng.choice(victims)
                     os.kill(victim.pid, signal.SIGSTOP)
                     # Longer than a lease at times: its claims are rescued meanwhile.
                     frozen.append((victim, time.monotonic() + rng.uniform(0.5, 2 * LEASE_SECONDS)))
