@@ -10,9 +10,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
-from agentstore import AgentStore, ExecutionStatus
+from agentstore import AgentStore, ExecutionStatus, InteractionStatus
 from agentstore.errors import AlreadyDecidedError
 from agentstore.models import ExecutionInteraction
 
@@ -112,3 +113,62 @@ def race(stores: list[AgentStore], question_id: Any, execution_id: Any) -> list[
         thread.join()
     assert errors == []
     return outcomes
+
+
+def waiting_for_a_lock(store: AgentStore) -> int:
+    """How many sessions of the store's database wait for a row lock (PostgreSQL)."""
+    with store.engine.connect() as connection:
+        return int(
+            connection.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        )
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+def test_an_expiry_that_fails_an_execution_waits_for_a_resolver_of_its_other_question(
+    sync_store: AgentStore,
+) -> None:
+    """A resolver locks its question, then its execution. An expirer that fails the
+    execution locks its other pending questions (to cancel them) before the execution
+    too: it locked the execution first, so with a resolver of another question between
+    its two locks, each waited for the other until PostgreSQL broke the deadlock by
+    failing one of them. (PostgreSQL: on SQLite writers take turns.)"""
+    store = sync_store
+    execution = store.executions.create(SCOPE, "two questions")
+    due = store.executions.request_interaction(
+        SCOPE, execution.id, "approve", expires_in=timedelta(0), on_expiry="fail"
+    )
+    other = store.executions.request_interaction(SCOPE, execution.id, "form")
+    outcomes: list[Any] = []
+
+    def expire() -> None:
+        try:
+            outcomes.append(store.executions.expire_interactions(scope_id=SCOPE))
+        except Exception as exc:
+            outcomes.append(exc)
+
+    expirer = threading.Thread(target=expire)
+    with store.engine.begin() as host:
+        # A resolver of the other question, between its two locks: the question's...
+        host.execute(
+            sa.select(ExecutionInteraction.id)
+            .where(ExecutionInteraction.id == other.id)
+            .with_for_update()
+        )
+        expirer.start()
+        deadline = time.monotonic() + 60
+        while not waiting_for_a_lock(store):  # the expirer waits for it
+            assert time.monotonic() < deadline and expirer.is_alive(), outcomes
+            time.sleep(0.01)
+        # ...then the execution's (in resolve_interaction, as it resumes it).
+        resolved = store.on(host).executions.resolve_interaction(SCOPE, other.id, {"ok": 1})
+    expirer.join(60)
+    assert outcomes == [1]
+    assert resolved.status is InteractionStatus.RESOLVED
+    statuses = {q.id: q.status for q in store.executions.list_interactions(SCOPE, execution.id)}
+    assert statuses == {due.id: InteractionStatus.EXPIRED, other.id: InteractionStatus.RESOLVED}
+    assert store.executions.get(SCOPE, execution.id).execution.status is ExecutionStatus.FAILED

@@ -10,7 +10,10 @@ ends failed at the deadline (``"fail"``; its other pending questions are cancell
 nobody needs their answers any more). Answering a question past its deadline is refused.
 
 Whatever decides a question locks it first, then its execution: a resolver and an
-expirer of one question wait for each other, and exactly one of them decides it.
+expirer of one question wait for each other, and exactly one of them decides it. An
+expiry that fails an execution also locks the execution's other pending questions (to
+cancel them) before the execution, so that it never holds the execution while it waits
+for a question whose resolver waits for the execution (PostgreSQL: a deadlock).
 """
 
 from __future__ import annotations
@@ -91,7 +94,11 @@ def expire_overdue(
     question past its deadline still pending."""
     chosen = sa.select(ExecutionInteraction.id).where(overdue(backend), *where)
     if batch_size is None:
-        key = ExecutionInteraction.id.in_(chosen)
+        # Locked in id order first: two expirers locking the same questions in orders
+        # of their own would deadlock (PostgreSQL; SQLite has one writer).
+        key = ExecutionInteraction.id.in_(
+            chosen.order_by(ExecutionInteraction.id).with_for_update()
+        )
     else:
         chosen = chosen.order_by(ExecutionInteraction.expires_at).limit(batch_size)
         key = backend.claimable(chosen, ExecutionInteraction.id)
@@ -106,7 +113,7 @@ def expire_overdue(
     failing = [row.id for row in expired if row.on_expiry == OnExpiry.FAIL.value]
     going_on = [row.id for row in expired if row.on_expiry != OnExpiry.FAIL.value]
     if failing:
-        _fail_executions(connection, failing)
+        _fail_executions(connection, backend, failing)
     if going_on:
         resume_executions(connection, going_on)
     return len(expired)
@@ -151,9 +158,32 @@ def resume_executions(connection: Connection, question_ids: Sequence[uuid.UUID])
     )
 
 
-def _fail_executions(connection: Connection, question_ids: list[uuid.UUID]) -> None:
+def _lock_other_questions(
+    connection: Connection, backend: Backend, question_ids: list[uuid.UUID]
+) -> list[uuid.UUID]:
+    """Lock the other pending questions of these questions' executions, in id order:
+    one that is not past its deadline is waited for (whoever holds it decides it, or
+    lets it go); one that is, and that another holds, is passed over (it is being
+    expired, or refused to a resolver, and stays for the next expiry). Their ids."""
+    others = sa.select(ExecutionInteraction.id).where(
+        of_executions_of(question_ids),
+        ExecutionInteraction.status == PENDING,
+        ExecutionInteraction.id.not_in(question_ids),
+    )
+    on_time = others.where(~overdue(backend)).order_by(ExecutionInteraction.id)
+    late = others.where(overdue(backend)).order_by(ExecutionInteraction.id)
+    return [
+        *connection.execute(on_time.with_for_update()).scalars(),
+        *connection.execute(late.with_for_update(skip_locked=True)).scalars(),
+    ]
+
+
+def _fail_executions(
+    connection: Connection, backend: Backend, question_ids: list[uuid.UUID]
+) -> None:
     """End the executions of these expired questions as failed at the (earliest)
     deadline, with the question in their error, and cancel their other pending ones."""
+    others = _lock_other_questions(connection, backend, question_ids)
     questions = connection.execute(
         sa.select(
             ExecutionInteraction.id,
@@ -198,16 +228,16 @@ def _fail_executions(connection: Connection, question_ids: list[uuid.UUID]) -> N
         .values(status=ExecutionStatus.FAILED.value),
         ending,
     )
-    connection.execute(
-        sa.update(_TABLE)
-        .where(
-            _TABLE.c.scope_id == sa.bindparam("in_scope"),
-            _TABLE.c.execution_id == sa.bindparam("execution"),
-            _TABLE.c.status == PENDING,
+    if others:
+        connection.execute(
+            sa.update(_TABLE)
+            .where(
+                _TABLE.c.id.in_(others),  # of these executions' scopes
+                _TABLE.c.execution_id.in_([e["execution"] for e in ending]),
+                _TABLE.c.status == PENDING,
+            )
+            .values(status=InteractionStatus.CANCELLED.value)
         )
-        .values(status=InteractionStatus.CANCELLED.value),
-        [{"in_scope": e["in_scope"], "execution": e["execution"]} for e in ending],
-    )
 
 
 class PendingInteractions(Repository, aggregate="executions"):
