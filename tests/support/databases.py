@@ -3,18 +3,13 @@
 Migrating takes a while, so each dialect is migrated once per session into a template,
 and every test gets a copy: ``CREATE DATABASE … TEMPLATE`` on PostgreSQL, a file copy on
 SQLite. Empty (unmigrated) databases are available for the migration tests themselves.
-
-A PostgreSQL copy takes a few hundred milliseconds of the server's time (it copies the
-template's catalogs too, some 8 MB): a thread makes the next one while a test runs.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import queue
 import shutil
-import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -62,67 +57,38 @@ class PostgresDatabases:
         self.admin = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
         self._names = itertools.count()
         self._created: list[str] = []
-        self._lock = threading.Lock()  # the names and the list, shared with the maker
-        # The next copy of the template, or why it could not be made.
-        self._ahead: queue.Queue[str | Exception] = queue.Queue(maxsize=1)
-        self._maker: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self._template_ready = False
 
     def _create(self, template: str | None = None) -> str:
-        with self._lock:
-            name = f"{PREFIX}_test_{next(self._names)}"
-            self._created.append(name)
+        name = f"{PREFIX}_test_{next(self._names)}"
         clause = f" TEMPLATE {template}" if template else ""
         with self.admin.connect() as connection:
             connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             connection.exec_driver_sql(f"CREATE DATABASE {name}{clause}")
+        self._created.append(name)
         return self.admin_url.set(database=name).render_as_string(hide_password=False)
 
     def empty(self) -> str:
         return self._create()
 
     def migrated(self) -> str:
-        if self._maker is None:
+        if not self._template_ready:
             with self.admin.connect() as connection:
                 connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
                 connection.exec_driver_sql(f"CREATE DATABASE {TEMPLATE}")
-            agentstore.migrate(self.admin_url.set(database=TEMPLATE))
-            self._maker = threading.Thread(
-                target=self._make_ahead, name="test-databases", daemon=True
-            )
-            self._maker.start()
-        made = self._ahead.get(timeout=300)
-        if isinstance(made, Exception):
-            raise made
-        return made
-
-    def _make_ahead(self) -> None:
-        """Copy the template, one copy ahead of the tests, until ``drop_all``."""
-        while not self._stopping.is_set():
-            made: str | Exception
-            try:
-                made = self._create(TEMPLATE)
-            except Exception as exc:  # the test that asks next fails with it
-                made = exc
-            while not self._stopping.is_set():
-                try:
-                    self._ahead.put(made, timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
+            url = self.admin_url.set(database=TEMPLATE)
+            agentstore.migrate(url)
+            self._template_ready = True
+        return self._create(TEMPLATE)
 
     def drop(self, url: str) -> None:
         name = make_url(url).database
         with self.admin.connect() as connection:
             connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        with self._lock:
-            self._created.remove(name)
+        self._created.remove(name)
 
     def drop_all(self) -> None:
-        self._stopping.set()
-        if self._maker is not None:
-            self._maker.join()
-        for name in list(self._created):  # the copy made ahead too
+        for name in list(self._created):
             with self.admin.connect() as connection:
                 connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         self._created.clear()
