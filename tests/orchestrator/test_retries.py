@@ -4,6 +4,7 @@ changes nothing either."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -91,6 +92,7 @@ def test_a_failure_made_again_after_the_task_moved_on_returns_it(
 def test_a_rescued_attempt_is_not_taken_for_a_failure(store: AgentStore, run: RunRecord) -> None:
     store.tasks.replace_pending(run.id, drafts(1))
     [task] = store.tasks.claim_next("w", run_id=run.id, lease=timedelta(milliseconds=1))
+    time.sleep(0.05)  # past the lease on the database's clock (a quick reply came sooner)
     store.tasks.requeue_expired()  # the lease ran out: attempt 1 failed, lease lost
     refused(store, StaleClaimError, lambda: store.tasks.fail(task.id, "boom", attempt=1))
 
