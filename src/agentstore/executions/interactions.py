@@ -172,9 +172,12 @@ def _lock_other_questions(
     )
     on_time = others.where(~overdue(backend)).order_by(ExecutionInteraction.id)
     late = others.where(overdue(backend)).order_by(ExecutionInteraction.id)
+    free_late = sa.select(ExecutionInteraction.id).where(
+        backend.claimable(late, ExecutionInteraction.id)  # passing over the held ones
+    )
     return [
         *connection.execute(on_time.with_for_update()).scalars(),
-        *connection.execute(late.with_for_update(skip_locked=True)).scalars(),
+        *connection.execute(free_late).scalars(),
     ]
 
 
