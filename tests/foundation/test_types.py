@@ -18,7 +18,14 @@ from agentstore.backends import backend_for
 from agentstore.boundary import translated
 from agentstore.errors import ValidationError
 from agentstore.models import Checkpoint, Run
-from agentstore.types import UTCDateTime, loads_json, uuid7, uuid_from_hex
+from agentstore.types import (
+    SerializedJSON,
+    UTCDateTime,
+    dumps_json,
+    loads_json,
+    uuid7,
+    uuid_from_hex,
+)
 from tests.foundation.conftest import insert_run
 
 
@@ -194,3 +201,28 @@ def test_driver_datetimes_are_read_as_aware_utc() -> None:
         loaded = read(value)
         assert loaded == moment and loaded.tzinfo is UTC
     assert read(None) is None
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@given(JSON_VALUES)
+def test_json_is_written_as_json_dumps_writes_it(value: object) -> None:
+    """``dumps_json`` keeps one C encoder for every call: the text is ``json.dumps``'s
+    with our options."""
+    expected = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    assert dumps_json(value) == expected
+    assert dumps_json(SerializedJSON(expected)) == expected
+
+
+def test_a_value_that_contains_itself_is_refused_as_not_json() -> None:
+    looped: dict[str, object] = {}
+    looped["self"] = [looped]
+    with pytest.raises(ValidationError, match="not JSON"):
+        dumps_json(looped)
+    assert dumps_json({"after": "a refusal"}) == '{"after":"a refusal"}'  # nothing stuck
