@@ -20,7 +20,7 @@ from alembic import command
 from sqlalchemy.engine import make_url
 
 import agentstore
-from agentstore import AgentStore, Completion, TaskDraft
+from agentstore import AgentStore, Completion, NewEvent, NewToolCall, TaskDraft
 from agentstore.backends.listen import TASKS_CHANNEL, channel
 from agentstore.errors import NotFoundError, ValidationError
 from agentstore.schema import VERSION_TABLE, revisions
@@ -94,8 +94,15 @@ def test_two_stores_in_two_schemas_of_one_database_are_independent(
         assert [t.title for t in batch.completed] == ["a1", "a2"] and batch.claimed == []
         assert [e.kind for e in a.events.list(run_a.id)].count("task_completed") == 3
 
-        a.executions.create("scope", "print(1)")
+        # Appends go through ``BulkInsert``'s own compiled statements: one per schema.
+        a.events.add_many([NewEvent(run_a.id, "w", "note", "in a", {"n": n}) for n in range(3)])
+        b.events.add_many([NewEvent(run_b.id, "w", "note", "in b")])
+        assert [e.kind for e in a.events.list(run_a.id)].count("note") == 3
+        assert [e.kind for e in b.events.list(run_b.id)].count("note") == 1
+        execution_a = a.executions.create("scope", "print(1)")
         b.executions.create("scope", "print(2)")
+        a.executions.record_tool_calls("scope", execution_a.id, [NewToolCall("t.x", {})] * 2)
+        assert a.executions.get("scope", execution_a.id).execution.tool_call_count == 2
         assert b.executions.sweep(timedelta(0)) == 1
         assert a.executions.sweepable(timedelta(0)) == 1
 

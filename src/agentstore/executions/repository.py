@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from agentstore import validation
 from agentstore.backends import Backend
+from agentstore.bulk_insert import BulkInsert
 from agentstore.errors import (
     AlreadyDecidedError,
     ConflictError,
@@ -76,7 +77,13 @@ COUNT_TOOL_CALLS = (
     .values(tool_call_count=_EXECUTIONS.c.tool_call_count + sa.bindparam("added"))
 )
 _TOOL_CALLS = core_table(ExecutionToolCall)
-INSERT_TOOL_CALLS = sa.insert(_TOOL_CALLS)
+# A batch's calls share their execution (and start running); each has its own id.
+INSERT_TOOL_CALLS = BulkInsert(
+    sa.insert(_TOOL_CALLS),
+    ("id", "tool_path", "namespace", "args", "started_at"),
+    shared=("scope_id", "execution_id", "status"),
+)
+RUNNING = ToolCallStatus.RUNNING.value
 OPEN_STATUSES = [s.value for s in ExecutionStatus if s not in TERMINAL_EXECUTION_STATUSES]
 
 
@@ -385,8 +392,8 @@ class ExecutionRepository(Repository, aggregate="executions"):
         ).rowcount
         if not counted:
             raise NotFoundError(f"execution {execution_id} not found in scope {scope_id!r}")
-        if rows:
-            self._connection.execute(INSERT_TOOL_CALLS, rows)
+        shared = {"scope_id": scope_id, "execution_id": execution_id, "status": RUNNING}
+        INSERT_TOOL_CALLS.execute(self._connection, rows, shared)
         return rows, {}
 
     def _insert_new_tool_calls(
@@ -705,7 +712,7 @@ def _tool_call_row(
         "id": uuid7() if call.id is None else validation.identifier(call.id, "id"),
         "scope_id": scope_id,
         "execution_id": execution_id,
-        "status": ToolCallStatus.RUNNING.value,
+        "status": RUNNING,
         "tool_path": path,
         "namespace": validation.text(namespace, ExecutionToolCall.namespace),
         "args": validation.json_value(call.args, "args"),

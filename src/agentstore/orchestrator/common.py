@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from agentstore.backends import Backend
+from agentstore.bulk_insert import BulkInsert
 from agentstore.errors import NotFoundError
 from agentstore.models import Event, Run, core_table
 from agentstore.models.base import utcnow
@@ -41,15 +42,23 @@ def require_run(connection: Connection, run_id: uuid.UUID, *, lock: bool = False
         raise NotFoundError(f"run {run_id} not found")
 
 
+@functools.cache
+def _bulk_insert_events(backend: Backend) -> BulkInsert:
+    return BulkInsert(
+        insert_events_statement(backend),
+        ("run_id", "source", "kind", "message", "payload", "idempotency_key"),
+        shared=("ts",),
+        defaults={"payload": {}, "idempotency_key": None},
+    )
+
+
 def insert_events(
-    connection: Connection, backend: Backend, events: Iterable[Mapping[str, Any]]
+    connection: Connection, backend: Backend, events: Sequence[Mapping[str, Any]]
 ) -> None:
-    """Append journal events (run_id, source, kind, message, payload) in one round trip.
-    Events written together happen in one transaction, so they share one timestamp."""
-    now = utcnow()
-    rows = [{"payload": {}, **event, "ts": now} for event in events]
-    if rows:
-        connection.execute(insert_events_statement(backend), rows)
+    """Append journal events (run_id, source, kind, message, and payload and
+    idempotency_key if any) in one round trip. Events written together happen in one
+    transaction, so they share one timestamp."""
+    _bulk_insert_events(backend).execute(connection, events, {"ts": utcnow()})
 
 
 def latest_of_run(table: sa.Table, *newest_first: sa.Column[Any]) -> sa.Select[Any]:
