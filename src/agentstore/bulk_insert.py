@@ -48,7 +48,8 @@ class _Plan:
         # run id) is converted once: processors are functions of the value alone.
         seen: list[Any] = [_MISSING] * len(template)
         made: list[Any] = [None] * len(template)
-        converted = []
+        names = self.names
+        converted: list[Any] = []
         for row in rows:
             values = template.copy()
             for place, key, default, process in self.per_row:
@@ -61,10 +62,11 @@ class _Plan:
                         made[place] = process(value)
                     value = made[place]
                 values[place] = value
-            converted.append(tuple(values))
-        if self.names is None:
-            return converted
-        return [dict(zip(self.names, values, strict=True)) for values in converted]
+            if names is None:
+                converted.append(tuple(values))
+            else:
+                converted.append(dict(zip(names, values, strict=True)))
+        return converted
 
 
 class BulkInsert:
