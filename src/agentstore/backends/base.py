@@ -35,23 +35,39 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def on_driver_cursor(connection: Connection, sql: str) -> None:
+def on_driver_cursor(
+    connection: Connection, sql: str, parameters: Any = None
+) -> tuple[Any, list[tuple[Any, ...]]]:
     """Run ``sql`` on a DB-API cursor of ``connection``, outside SQLAlchemy's statement
-    path: a transaction's BEGIN, sent from the ``begin`` hook (where a SQLAlchemy
-    statement would begin the transaction again) on every call (where that path would
-    add its cost to each). A driver error comes out as SQLAlchemy's ``DBAPIError``, as
-    from any statement, so that the faces translate it; a connection found lost is
-    invalidated, as SQLAlchemy does, so that the pool never hands it out again."""
+    path; the cursor's ``description`` and the rows it gave (None and none for a
+    statement that returns none): a
+    transaction's BEGIN, sent from the ``begin`` hook (where a SQLAlchemy statement
+    would begin the transaction again) on every call (where that path would add its
+    cost to each), and the hot path's statements (``agentstore.driver_statements``).
+    ``parameters`` are the driver's own (None: the SQL has no placeholders). A driver
+    error comes out as SQLAlchemy's ``DBAPIError``, as from any statement, so that the
+    faces translate it; a connection found lost is invalidated, as SQLAlchemy does, so
+    that the pool never hands it out again."""
     dbapi_connection: Any = connection.connection.dbapi_connection
     dialect = connection.dialect
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(sql)
-        return
+        if parameters is None:
+            cursor.execute(sql)
+        else:
+            cursor.execute(sql, parameters)
+        description = cursor.description
+        return description, [] if description is None else cursor.fetchall()
     except dialect.loaded_dbapi.Error as exc:
         lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
         failure = sa.exc.DBAPIError.instance(
-            sql, None, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost
+            sql,
+            parameters,
+            exc,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=connection.engine.hide_parameters,
+            connection_invalidated=lost,
+            dialect=dialect,
         )
     finally:
         cursor.close()

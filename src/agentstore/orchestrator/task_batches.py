@@ -24,6 +24,7 @@ from uuid import UUID
 
 from agentstore import validation
 from agentstore.backends import schema_of
+from agentstore.driver_statements import run_on_driver
 from agentstore.errors import StaleClaimError, ValidationError
 from agentstore.models import Task
 from agentstore.models.base import utcnow
@@ -114,8 +115,9 @@ class TaskBatches(TaskRepository):
             params[f"id_{n}"] = item["task_id"]
             params[f"attempt_{n}"] = item["attempt"]
             params[f"summary_{n}"] = item["summary"]
-        rows = self._connection.execute(close_many(len(items)), params)
-        closed = [TaskRecord.from_row(row) for row in rows]
+        closed = TaskRecord.from_driver_rows(
+            *run_on_driver(self._connection, close_many(len(items)), params)
+        )
         if not closed:
             return closed
         results = {item["task_id"]: item["result"] for item in items}

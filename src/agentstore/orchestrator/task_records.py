@@ -80,6 +80,13 @@ class TaskRecord:
         return task
 
     @classmethod
+    def from_driver_rows(
+        cls, keys: tuple[str, ...], rows: Iterable[tuple[Any, ...]]
+    ) -> list[TaskRecord]:
+        """Rows of ``run_on_driver`` (``keys``, their column names) as records."""
+        return _tasks(map(_columns_of(keys), rows))
+
+    @classmethod
     def from_rows(cls, rows: Result[Any]) -> list[TaskRecord]:
         """Every row of ``rows`` as ``from_row`` builds it, the columns found by name
         once for the whole result rather than on every row (a snapshot reads hundreds)."""

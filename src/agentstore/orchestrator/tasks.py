@@ -27,10 +27,10 @@ from typing import Any, NoReturn, overload
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Row
 
 from agentstore import validation
 from agentstore.backends import schema_of
+from agentstore.driver_statements import run_on_driver
 from agentstore.errors import InvalidTransitionError, NotFoundError, StaleClaimError
 from agentstore.models import Task, TaskAttempt
 from agentstore.operations import Repository, reads, writes, writes_in_one_statement
@@ -211,8 +211,8 @@ class TaskRepository(Repository, aggregate="tasks"):
         params = self._claim_parameters(worker, run_id, lease, limit)
         found = statements(self._backend)
         claim = found.claim_any_run if run_id is None else found.claim_in_run
-        rows = self._connection.execute(claim, params)
-        return self._in_claim_order([TaskRecord.from_row(row) for row in rows], run_id)
+        keys, rows = run_on_driver(self._connection, claim, params)
+        return self._in_claim_order(TaskRecord.from_driver_rows(keys, rows), run_id)
 
     @writes_in_one_statement
     def complete_and_claim(
@@ -501,16 +501,17 @@ class TaskRepository(Repository, aggregate="tasks"):
         """Rescue up to ``limit`` expired leases, recording each lost attempt and
         journalling it. Returns how many."""
         params = {"now": self._backend.lease_parameter(NOW), "rescue_limit": limit}
-        rows = self._connection.execute(statements(self._backend).rescue, params).all()
-        if not rows:
+        keys, found = run_on_driver(self._connection, statements(self._backend).rescue, params)
+        if not found:
             return 0
+        rows = [dict(zip(keys, row, strict=True)) for row in found]
         self._connection.execute(
             statements(self._backend).record_attempt,
             [
                 {
-                    "run_id": row.run_id,
-                    "task_id": row.id,
-                    "attempt": row.attempt,
+                    "run_id": row["run_id"],
+                    "task_id": row["id"],
+                    "attempt": row["attempt"],
                     "status": AttemptStatus.FAILED.value,
                     "summary": LEASE_LOST,
                     "blocker_signature": LEASE_EXPIRED,
@@ -524,11 +525,11 @@ class TaskRepository(Repository, aggregate="tasks"):
             self._backend,
             [
                 {
-                    "run_id": row.run_id,
+                    "run_id": row["run_id"],
                     "source": "system",
-                    "kind": RESCUE_JOURNAL[row.status][0],
-                    "message": RESCUE_JOURNAL[row.status][1],
-                    "payload": {"task_id": str(row.id), "attempt": row.attempt},
+                    "kind": RESCUE_JOURNAL[row["status"]][0],
+                    "message": RESCUE_JOURNAL[row["status"]][1],
+                    "payload": {"task_id": str(row["id"]), "attempt": row["attempt"]},
                 }
                 for row in rows
             ],
@@ -612,10 +613,12 @@ class TaskRepository(Repository, aggregate="tasks"):
 
     def _step(self, step: Step, params: dict[str, Any]) -> dict[str, builtins.list[TaskRecord]]:
         """Run a one-statement step (``task_steps``): its tasks, by part."""
-        parts: dict[str, builtins.list[TaskRecord]] = {CLOSED: [], RESCUED: [], CLAIMED: []}
-        for row in self._connection.execute(step, params):
-            parts[row.part].append(TaskRecord.from_row(row))
-        return parts
+        keys, rows = run_on_driver(self._connection, step, params)
+        part = keys.index("part")
+        by_part: dict[str, builtins.list[tuple[Any, ...]]] = {CLOSED: [], RESCUED: [], CLAIMED: []}
+        for row in rows:
+            by_part[row[part]].append(row)
+        return {name: TaskRecord.from_driver_rows(keys, rows) for name, rows in by_part.items()}
 
     def _claimed(
         self, parts: dict[str, builtins.list[TaskRecord]], params: dict[str, Any]
@@ -654,7 +657,8 @@ class TaskRepository(Repository, aggregate="tasks"):
     ) -> None:
         """Record the attempt that just ended (unless the caller already did) and
         journal the task's new state."""
-        self._connection.execute(
+        run_on_driver(
+            self._connection,
             statements(self._backend).record_attempt,
             {
                 "run_id": task.run_id,
@@ -708,8 +712,8 @@ class TaskRepository(Repository, aggregate="tasks"):
         if attempt is not None:
             validation.positive_int(attempt, "attempt")
         params = {**params, "task_id": task_id, "held_attempt": attempt}
-        row: Row[Any] | None = self._connection.execute(statement, params).first()
-        return None if row is None else TaskRecord.from_row(row)
+        keys, rows = run_on_driver(self._connection, statement, params)
+        return TaskRecord.from_driver_rows(keys, rows[:1])[0] if rows else None
 
     @overload
     def _explain(self, task_id: UUID, attempt: int | None, action: str) -> NoReturn: ...
