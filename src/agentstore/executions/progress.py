@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from agentstore import validation
 from agentstore.backends import Backend
+from agentstore.driver_statements import run_on_driver
 from agentstore.errors import InvalidTransitionError, NotFoundError
 from agentstore.models import Execution, ExecutionToolCall, core_table
 from agentstore.models.base import utcnow
@@ -187,12 +188,12 @@ class RecordingProgress(Repository, aggregate="executions"):
             # Never saved, and ended already (a short block): written as it ended, in
             # one statement with its calls' count, rather than inserted, then updated.
             ended = {**create, **_ending_values(ending), "tool_call_count": len(calls)}
-            if self._connection.execute(_create(self._backend), ended).first():
+            if run_on_driver(self._connection, _create(self._backend), ended).rows:
                 self._save_calls(scope_id, execution_id, calls)
                 return
             create = None  # saved before after all (by a save whose reply was lost)
         if create is not None:
-            self._connection.execute(_create(self._backend), create)
+            run_on_driver(self._connection, _create(self._backend), create)
         self._save_calls(scope_id, execution_id, calls)
         this = {"in_scope": scope_id, "execution": execution_id}
         if ending is None:
@@ -212,7 +213,7 @@ class RecordingProgress(Repository, aggregate="executions"):
         autocommit: one round trip). If the execution was saved after all (a save
         whose reply was lost), the UPDATE that ends it stands alone."""
         ended = {**create, **_ending_values(ending), "tool_call_count": 0}
-        if self._connection.execute(_create(self._backend), ended).first():
+        if run_on_driver(self._connection, _create(self._backend), ended).rows:
             return
         this = {"in_scope": scope_id, "execution": execution_id}
         if self._connection.execute(_END, {**this, **_ending_values(ending)}).rowcount == 0:
