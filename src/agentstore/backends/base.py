@@ -40,10 +40,10 @@ def on_driver_cursor(
 ) -> tuple[Any, list[tuple[Any, ...]]]:
     """Run ``sql`` on a DB-API cursor of ``connection``, outside SQLAlchemy's statement
     path; the cursor's ``description`` and the rows it gave (None and none for a
-    statement that returns none): a
-    transaction's BEGIN, sent from the ``begin`` hook (where a SQLAlchemy statement
-    would begin the transaction again) on every call (where that path would add its
-    cost to each), and the hot path's statements (``agentstore.driver_statements``).
+    statement that returns none). For a transaction's BEGIN, sent from the ``begin``
+    hook (where a SQLAlchemy statement would begin the transaction again) on every call
+    (where that path would add its cost to each), and for the hot path's statements
+    (``agentstore.driver_statements``).
     ``parameters`` are the driver's own (None: the SQL has no placeholders). A driver
     error comes out as SQLAlchemy's ``DBAPIError``, as from any statement, so that the
     faces translate it; a connection found lost is invalidated, as SQLAlchemy does, so
