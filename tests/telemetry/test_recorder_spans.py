@@ -83,7 +83,15 @@ def test_a_background_save_is_a_child_of_its_execution(store: AgentStore, spans:
     with store.executions.recording("scope", "code", flush_after=timedelta(0)) as rec:
         rec.tool("a.tool", None, lambda args: None)
         assert rec.execution_id is not None
-        wait_until(lambda: store.executions.list_tool_calls("scope", rec.execution_id))
-        during = spans.named("agentstore.executions.save")
+        execution_id = rec.execution_id
+        # Wait for the save's span as well as its rows: the rows are visible once the
+        # commit returns, a moment before the span around it ends. (Each listing also
+        # gives the async face's event loop, and so its timer, a turn.)
+        during = wait_until(
+            lambda: (
+                store.executions.list_tool_calls("scope", execution_id)
+                and spans.named("agentstore.executions.save")
+            )
+        )
     execution = spans.one("agentstore.executions.recording")
     assert during and all(spans.parent_of(save) == execution for save in during)
