@@ -4,12 +4,12 @@ per-row parameter processing. Appends (journal events, tool calls) go through it
 ``connection.execute(insert, rows)`` makes, for every row, a dict of every bound
 parameter and then looks up and runs each one's type processor: on SQLite that was
 about a third of an append's client time, more than the driver's ``executemany``
-itself. A ``BulkInsert`` compiles its INSERT once per dialect and schema, looks up
-its columns' processors once, converts the values every row shares once per call, and
-hands the driver one tuple per row (a dict, for a named paramstyle such as psycopg's)
-through ``Connection.exec_driver_sql``. That is the SQL and the values ``execute``
-would send, on the caller's Connection and in its transaction, with SQLAlchemy's
-events and error wrapping; ``bench/append.py`` shows what it buys.
+itself. A ``BulkInsert`` compiles its INSERT once per dialect and schema
+(``driver_statements.compile_for_driver``), converts the values every row shares once
+per call, and hands the driver one tuple per row (a dict, for a named paramstyle such
+as psycopg's) on the Connection's DB-API cursor (``driver_statements.send``). That is
+the SQL and the values ``execute`` would send, on the caller's Connection and in its
+transaction, with SQLAlchemy's error wrapping; ``bench/append.py`` shows what it buys.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
 from agentstore.backends import schema_of
+from agentstore.driver_statements import DriverStatement, compile_for_driver, send
 
 _Processor = Callable[[Any], Any] | None
 
@@ -34,21 +35,19 @@ _MISSING: Any = object()  # the default of a column every row must have
 class _Plan:
     """The INSERT compiled for one dialect and schema, and where each value goes."""
 
-    sql: str
-    names: tuple[str, ...] | None  # a named paramstyle's keys, in ``template``'s order
-    template: tuple[Any, ...]  # each parameter's place, the constants filled in
+    compiled: DriverStatement
     per_row: tuple[tuple[int, str, Any, _Processor], ...]  # place, key, default, processor
     shared: tuple[tuple[int, str, _Processor], ...]  # place, key, processor
 
     def parameters(self, rows: Iterable[Mapping[str, Any]], shared: Mapping[str, Any]) -> list[Any]:
-        template = list(self.template)
+        template = list(self.compiled.template)
         for place, key, process in self.shared:
             template[place] = shared[key] if process is None else process(shared[key])
         # A value that is the previous row's own object (a batch's one timestamp or
         # run id) is converted once: processors are functions of the value alone.
         seen: list[Any] = [_MISSING] * len(template)
         made: list[Any] = [None] * len(template)
-        names = self.names
+        driver_row = self.compiled.driver_row
         converted: list[Any] = []
         for row in rows:
             values = template.copy()
@@ -62,10 +61,7 @@ class _Plan:
                         made[place] = process(value)
                     value = made[place]
                 values[place] = value
-            if names is None:
-                converted.append(tuple(values))
-            else:
-                converted.append(dict(zip(names, values, strict=True)))
+            converted.append(driver_row(values))
         return converted
 
 
@@ -105,7 +101,7 @@ class BulkInsert:
         if not rows:
             return
         plan = self._plan(connection)
-        connection.exec_driver_sql(plan.sql, plan.parameters(rows, shared or {}))
+        send(connection, plan.compiled.sql, plan.parameters(rows, shared or {}), many=True)
 
     def _plan(self, connection: Connection) -> _Plan:
         dialect = connection.dialect
@@ -117,40 +113,25 @@ class BulkInsert:
         return plan
 
     def _compile(self, dialect: Dialect, schema: str | None) -> _Plan:
-        compiled = self._statement.compile(
-            dialect=dialect,
-            column_keys=[*self._columns, *self._shared],
-            for_executemany=True,
-            schema_translate_map={None: schema} if schema is not None else None,
-            render_schema_translate=schema is not None,
+        compiled = compile_for_driver(
+            self._statement, dialect, schema, (*self._columns, *self._shared), many=True
         )
-        if compiled.insert_prefetch:  # SQLAlchemy would make these values in Python
-            named = ", ".join(column.key for column in compiled.insert_prefetch)
+        if compiled.made:  # SQLAlchemy would make these values in Python, per row
+            named = ", ".join(key for _, key, _, _ in compiled.made)
             raise TypeError(f"BulkInsert: name the columns with Python-side defaults: {named}")
-        binds = {name: bind for bind, name in compiled.bind_names.items()}
-        names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(binds)
-        template: list[Any] = []
-        per_row, shared = [], []
-        for place, name in enumerate(names):
-            bind = binds[name]
-            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if name in self._columns:
-                per_row.append((place, name, self._defaults.get(name, _MISSING), process))
-                template.append(None)
-            elif name in self._shared:
-                shared.append((place, name, process))
-                template.append(None)
-            else:  # a constant of the statement, e.g. a literal
-                template.append(
-                    bind.effective_value if process is None else process(bind.effective_value)
-                )
-        missing = set(self._columns) - set(names)
+        missing = set(self._columns) - {key for _, key, _ in compiled.given}
         if missing:
             raise TypeError(f"BulkInsert: not columns of the statement: {sorted(missing)}")
         return _Plan(
-            sql=str(compiled),
-            names=None if compiled.positional else names,
-            template=tuple(template),
-            per_row=tuple(per_row),
-            shared=tuple(shared),
+            compiled,
+            per_row=tuple(
+                (place, key, self._defaults.get(key, _MISSING), process)
+                for place, key, process in compiled.given
+                if key in self._columns
+            ),
+            shared=tuple(
+                (place, key, process)
+                for place, key, process in compiled.given
+                if key not in self._columns
+            ),
         )

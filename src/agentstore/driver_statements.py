@@ -15,14 +15,17 @@ columns through their result processors. The SQL and the values are the ones
 ``execute`` would send. An engine with statement listeners (``before_cursor_execute``
 or ``after_cursor_execute``: a tracer, a log of statements, a test that watches them)
 gets them through SQLAlchemy's ``exec_driver_sql`` instead, so that they see every
-statement; ``echo`` does not see the driver's. Only the task repositories' hot
-statements go through here; everything else takes ``execute``.
+statement; ``echo`` does not see the driver's.
+
+Only the hot statements go through here: the task queue's, the recorder's, and the
+appends of ``BulkInsert`` (which compiles with ``compile_for_driver`` and sends its
+``executemany`` with ``send``). Everything else takes ``execute``.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -43,34 +46,115 @@ class DriverRows(NamedTuple):
     rows: list[tuple[Any, ...]]
 
 
-@dataclass(slots=True)
-class _Plan:
-    """A statement compiled for one dialect, schema and set of parameter names."""
+@dataclass(frozen=True, slots=True)
+class DriverStatement:
+    """A statement compiled for one dialect, schema and set of parameter names, as the
+    driver takes it: its SQL, and where each of its parameters goes."""
 
-    statement: sa.ClauseElement  # the one compiled (the cache's keys are ids)
     sql: str
     names: tuple[str, ...] | None  # a named paramstyle's keys, in ``template``'s order
     template: tuple[Any, ...]  # each parameter's place, the constants filled in
-    given: tuple[tuple[int, str, _Processor | None], ...]  # from the caller's parameters
-    made: tuple[tuple[int, Callable[[], Any], _Processor | None], ...]  # Python defaults
+    given: tuple[tuple[int, str, _Processor | None], ...]  # place, key, processor
+    made: tuple[tuple[int, str, Callable[[], Any], _Processor | None], ...]  # Python defaults
+
+    def parameters(self, given: Mapping[str, Any]) -> Any:
+        """The driver's parameters for one row of ``given`` values, by key."""
+        values = list(self.template)
+        for place, key, process in self.given:
+            value = given[key]
+            values[place] = value if process is None else process(value)
+        for place, _, make, process in self.made:
+            value = make()
+            values[place] = value if process is None else process(value)
+        return self.driver_row(values)
+
+    def driver_row(self, values: list[Any]) -> Any:
+        """``values``, in the compiled order, as the driver's paramstyle takes them."""
+        if self.names is None:
+            return tuple(values)
+        return dict(zip(self.names, values, strict=True))
+
+
+def compile_for_driver(
+    statement: sa.ClauseElement,
+    dialect: Dialect,
+    schema: str | None,
+    given: Collection[str],
+    *,
+    many: bool = False,
+) -> DriverStatement:
+    """``statement`` compiled for parameters named ``given`` (for an ``executemany``
+    when ``many``). Every other parameter is a constant of the statement or a Python-side
+    default (made per row); else ``KeyError``. Expanding and literal parameters, which
+    SQLAlchemy renders per call, are refused (``TypeError``)."""
+    compiled: Any = statement.compile(
+        dialect=dialect,
+        column_keys=sorted(given),
+        for_executemany=many,
+        schema_translate_map={None: schema} if schema is not None else None,
+        render_schema_translate=schema is not None,
+    )
+    if compiled.literal_execute_params or compiled.post_compile_params:
+        raise TypeError("compile_for_driver: a statement with expanding or literal parameters")
+    defaults = {
+        column.key: column.onupdate if column in compiled.update_prefetch else column.default
+        for column in (*compiled.insert_prefetch, *compiled.update_prefetch)
+    }
+    binds = {name: bind for bind, name in compiled.bind_names.items()}
+    names = tuple(compiled.positiontup) if compiled.positional else tuple(binds)
+    template: list[Any] = []
+    from_caller, made = [], []
+    for place, name in enumerate(names):
+        bind = binds[name]
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        template.append(None)
+        if bind.key in given:
+            from_caller.append((place, bind.key, process))
+        elif bind.key in defaults:  # a Python-side default or onupdate, made per row
+            made.append((place, bind.key, _maker(defaults[bind.key]), process))
+        elif bind.callable is None and not bind.required:  # a constant of the statement
+            value = bind.effective_value
+            template[place] = value if process is None else process(value)
+        else:
+            raise KeyError(f"compile_for_driver: no value for {bind.key!r}")
+    escaped = compiled.escaped_bind_names  # a named style's keys as the SQL spells them
+    return DriverStatement(
+        sql=str(compiled),
+        names=None if compiled.positional else tuple(escaped.get(name, name) for name in names),
+        template=tuple(template),
+        given=tuple(from_caller),
+        made=tuple(made),
+    )
+
+
+def send(
+    connection: Connection, sql: str, parameters: Any, *, many: bool = False
+) -> tuple[Any, list[Any]]:
+    """``sql`` with the driver's ``parameters`` (a list of them, ``executemany``, when
+    ``many``) in ``connection``'s transaction: the cursor's description and rows."""
+    watched = connection.dispatch
+    if watched.before_cursor_execute or watched.after_cursor_execute:
+        # Someone watches statements (a tracer, a log, a test): SQLAlchemy's own path,
+        # where they see this one too. The same SQL and values.
+        result = connection.exec_driver_sql(sql, parameters)
+        if not result.returns_rows:
+            return None, []
+        return result.cursor.description, list(result.fetchall())
+    return on_driver_cursor(connection, sql, parameters, many=many)
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What ``run_on_driver`` keeps of a statement, by dialect, schema and names."""
+
+    statement: sa.ClauseElement  # the one compiled (the cache's keys are ids)
+    compiled: DriverStatement
     keys: tuple[str, ...]  # the returned columns' names
     types: tuple[Any, ...]  # and types
     # The returned columns' result processors, as SQLAlchemy picks them: by type and,
     # on some drivers, by the type code the cursor describes (psycopg's numeric types).
     # Found at the first run that returns rows: the same SQL returns the same types.
     results: tuple[tuple[int, _Processor], ...] | None = None
-
-    def parameters(self, given: Mapping[str, Any]) -> Any:
-        values = list(self.template)
-        for place, key, process in self.given:
-            value = given[key]
-            values[place] = value if process is None else process(value)
-        for place, make, process in self.made:
-            value = make()
-            values[place] = value if process is None else process(value)
-        if self.names is None:
-            return tuple(values)
-        return dict(zip(self.names, values, strict=True))
 
     def rows(self, dialect: Dialect, description: Any, fetched: list[Any]) -> DriverRows:
         if self.results is None:
@@ -111,66 +195,17 @@ def run_on_driver(
     plans = _PLANS.setdefault(dialect, {})
     plan = plans.get(key)
     if plan is None or plan.statement is not statement:
-        plan = plans[key] = _compile(statement, dialect, schema, key[2])
-    values = plan.parameters(parameters)
-    watched = connection.dispatch
-    if watched.before_cursor_execute or watched.after_cursor_execute:
-        # Someone watches statements (a tracer, a log, a test): SQLAlchemy's own path,
-        # where they see this one too. The same SQL and values.
-        result = connection.exec_driver_sql(plan.sql, values)
-        description = result.cursor.description if result.returns_rows else None
-        fetched: list[Any] = list(result.fetchall()) if result.returns_rows else []
-    else:
-        description, fetched = on_driver_cursor(connection, plan.sql, values)
+        returned = statement.exported_columns if isinstance(statement, sa.ReturnsRows) else ()
+        plan = plans[key] = _Plan(
+            statement,
+            compile_for_driver(statement, dialect, schema, key[2]),
+            keys=tuple(column.key for column in returned),
+            types=tuple(column.type for column in returned),
+        )
+    description, fetched = send(connection, plan.compiled.sql, plan.compiled.parameters(parameters))
     if description is None:
         return DriverRows(plan.keys, [])
     return plan.rows(dialect, description, fetched)
-
-
-def _compile(
-    statement: sa.ClauseElement, dialect: Dialect, schema: str | None, given: frozenset[str]
-) -> _Plan:
-    compiled: Any = statement.compile(
-        dialect=dialect,
-        column_keys=sorted(given),
-        schema_translate_map={None: schema} if schema is not None else None,
-        render_schema_translate=schema is not None,
-    )
-    if compiled.literal_execute_params or compiled.post_compile_params:
-        raise TypeError("run_on_driver: a statement with expanding or literal parameters")
-    defaults = {
-        column.key: column.onupdate if column in compiled.update_prefetch else column.default
-        for column in (*compiled.insert_prefetch, *compiled.update_prefetch)
-    }
-    binds = {name: bind for bind, name in compiled.bind_names.items()}
-    names = tuple(compiled.positiontup) if compiled.positional else tuple(binds)
-    template: list[Any] = []
-    from_caller, made = [], []
-    for place, name in enumerate(names):
-        bind = binds[name]
-        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        template.append(None)
-        if bind.key in given:
-            from_caller.append((place, bind.key, process))
-        elif bind.key in defaults:  # a Python-side default or onupdate, made per call
-            made.append((place, _maker(defaults[bind.key]), process))
-        elif bind.callable is None and not bind.required:  # a constant of the statement
-            value = bind.effective_value
-            template[place] = value if process is None else process(value)
-        else:
-            raise KeyError(f"run_on_driver: no value for {bind.key!r}")
-    escaped = compiled.escaped_bind_names  # a named style's keys as the SQL spells them
-    returned = statement.exported_columns if isinstance(statement, sa.ReturnsRows) else ()
-    return _Plan(
-        statement=statement,
-        sql=str(compiled),
-        names=None if compiled.positional else tuple(escaped.get(name, name) for name in names),
-        template=tuple(template),
-        given=tuple(from_caller),
-        made=tuple(made),
-        keys=tuple(column.key for column in returned),
-        types=tuple(column.type for column in returned),
-    )
 
 
 def _maker(default: Any) -> Callable[[], Any]:

@@ -168,3 +168,41 @@ def test_a_database_error_comes_wrapped_as_sqlalchemy_wraps_it(engine: Engine) -
     row = {"run_id": uuid.uuid4(), "source": "s", "kind": "k", "message": "m"}
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
         bulk_events(engine).execute(connection, [row], {"ts": datetime.now(UTC)})
+
+
+def test_the_driver_writes_them_unless_someone_listens_to_statements(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no statement listener the rows go to the driver's cursor, past SQLAlchemy's
+    statement path; they are the rows written through it (the test above listens)."""
+    on_driver, through_sqlalchemy = insert_run(engine), insert_run(engine)
+    when = datetime.now(UTC)
+    rows: list[dict[str, Any]] = [
+        {"source": "worker", "kind": "progress", "message": "ünï", "payload": [1]},
+        {"source": "system", "kind": "keyed", "message": "m", "idempotency_key": "k-1"},
+    ]
+
+    def refused(*_: object, **__: object) -> None:
+        raise AssertionError("the rows went through SQLAlchemy's statement path")
+
+    with engine.begin() as connection, monkeypatch.context() as patched:
+        patched.setattr(Connection, "execute", refused)
+        patched.setattr(Connection, "exec_driver_sql", refused)
+        bulk_events(engine).execute(
+            connection, [{"run_id": on_driver, **row} for row in rows], {"ts": when}
+        )
+    listener = lambda *_: None  # noqa: E731 - any listener sends them through SQLAlchemy
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        with engine.begin() as connection:
+            bulk_events(engine).execute(
+                connection, [{"run_id": through_sqlalchemy, **row} for row in rows], {"ts": when}
+            )
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    with engine.connect() as connection:
+        written = stored_events(connection, on_driver)
+        reference = stored_events(connection, through_sqlalchemy)
+    # All but the writing transaction's id, which differs on PostgreSQL.
+    assert [row[:-1] for row in written] == [row[:-1] for row in reference]
+    assert [row[1] for row in written] == ["progress", "keyed"]

@@ -36,7 +36,7 @@ def first_line(exc: BaseException) -> str:
 
 
 def on_driver_cursor(
-    connection: Connection, sql: str, parameters: Any = None
+    connection: Connection, sql: str, parameters: Any = None, *, many: bool = False
 ) -> tuple[Any, list[tuple[Any, ...]]]:
     """Run ``sql`` on a DB-API cursor of ``connection``, outside SQLAlchemy's statement
     path; the cursor's ``description`` and the rows it gave (None and none for a
@@ -44,15 +44,18 @@ def on_driver_cursor(
     hook (where a SQLAlchemy statement would begin the transaction again) on every call
     (where that path would add its cost to each), and for the hot path's statements
     (``agentstore.driver_statements``).
-    ``parameters`` are the driver's own (None: the SQL has no placeholders). A driver
-    error comes out as SQLAlchemy's ``DBAPIError``, as from any statement, so that the
-    faces translate it; a connection found lost is invalidated, as SQLAlchemy does, so
-    that the pool never hands it out again."""
+    ``parameters`` are the driver's own (None: the SQL has no placeholders; a list of
+    them, sent in one ``executemany``, when ``many``). A driver error comes out as
+    SQLAlchemy's ``DBAPIError``, as from any statement, so that the faces translate it;
+    a connection found lost is invalidated, as SQLAlchemy does, so that the pool never
+    hands it out again."""
     dbapi_connection: Any = connection.connection.dbapi_connection
     dialect = connection.dialect
     cursor = dbapi_connection.cursor()
     try:
-        if parameters is None:
+        if many:
+            cursor.executemany(sql, parameters)
+        elif parameters is None:
             cursor.execute(sql)
         else:
             cursor.execute(sql, parameters)
