@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from agentstore import validation
 from agentstore.backends import Backend
+from agentstore.bulk_insert import BulkInsert
 from agentstore.driver_statements import run_on_driver
 from agentstore.errors import InvalidTransitionError, NotFoundError
 from agentstore.models import Execution, ExecutionToolCall, core_table
@@ -111,8 +112,11 @@ class Ending:
         )
 
 
+_CALL_COLUMNS = tuple(field.name for field in dataclasses.fields(CallState))
+
+
 @functools.cache
-def _save_calls(backend: Backend) -> sa.Insert:
+def _save_calls(backend: Backend) -> BulkInsert:
     """Insert tool calls, or bring forward those saved before while they ran. Built once
     per database."""
     insert = backend.insert(_TOOL_CALLS)
@@ -121,7 +125,7 @@ def _save_calls(backend: Backend) -> sa.Insert:
         set_={name: insert.excluded[name] for name in _CALL_PROGRESS},
         where=_TOOL_CALLS.c.status == ToolCallStatus.RUNNING.value,
     )
-    return statement
+    return BulkInsert(statement, _CALL_COLUMNS, shared=("scope_id", "execution_id"))
 
 
 @functools.cache
@@ -155,7 +159,6 @@ _END = (
     .values({name: sa.bindparam(name, type_=_EXECUTIONS.c[name].type) for name in _ENDING_COLUMNS})
 )
 _END_AND_COUNT = _END.values(tool_call_count=_COUNT)
-_CALL_COLUMNS = tuple(field.name for field in dataclasses.fields(CallState))
 
 
 def _ending_values(ending: Ending) -> dict[str, Any]:
@@ -222,15 +225,9 @@ class RecordingProgress(Repository, aggregate="executions"):
     def _save_calls(self, scope_id: str, execution_id: UUID, calls: Sequence[CallState]) -> None:
         if not calls:
             return
-        rows = [
-            {
-                **{name: getattr(call, name) for name in _CALL_COLUMNS},
-                "scope_id": scope_id,
-                "execution_id": execution_id,
-            }
-            for call in calls
-        ]
-        self._connection.execute(_save_calls(self._backend), rows)
+        rows = [{name: getattr(call, name) for name in _CALL_COLUMNS} for call in calls]
+        shared = {"scope_id": scope_id, "execution_id": execution_id}
+        _save_calls(self._backend).execute(self._connection, rows, shared)
 
     def _ended_otherwise(self, scope_id: str, execution_id: UUID, ending: Ending) -> None:
         """The ending changed nothing: fine if it is this ending saved before (a retry),
