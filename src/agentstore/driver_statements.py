@@ -128,19 +128,28 @@ def compile_for_driver(
 
 
 def send(
-    connection: Connection, sql: str, parameters: Any, *, many: bool = False
+    connection: Connection,
+    sql: str,
+    parameters: Any,
+    *,
+    many: bool = False,
+    returns_rows: bool = False,
+    describe: bool = False,
 ) -> tuple[Any, list[Any]]:
     """``sql`` with the driver's ``parameters`` (a list of them, ``executemany``, when
-    ``many``) in ``connection``'s transaction: the cursor's description and rows."""
+    ``many``) in ``connection``'s transaction: as ``on_driver_cursor``, the cursor's
+    description if ``describe`` and the rows if ``returns_rows``."""
     watched = connection.dispatch
     if watched.before_cursor_execute or watched.after_cursor_execute:
         # Someone watches statements (a tracer, a log, a test): SQLAlchemy's own path,
         # where they see this one too. The same SQL and values.
         result = connection.exec_driver_sql(sql, parameters)
-        if not result.returns_rows:
+        if not returns_rows:
             return None, []
-        return result.cursor.description, list(result.fetchall())
-    return on_driver_cursor(connection, sql, parameters, many=many)
+        return result.cursor.description if describe else None, list(result.fetchall())
+    return on_driver_cursor(
+        connection, sql, parameters, many=many, returns_rows=returns_rows, describe=describe
+    )
 
 
 @dataclass(slots=True)
@@ -157,6 +166,8 @@ class _Plan:
     results: tuple[tuple[int, _Processor], ...] | None = None
 
     def rows(self, dialect: Dialect, description: Any, fetched: list[Any]) -> DriverRows:
+        """``fetched`` as values; ``description`` is the cursor's at the first run
+        (None after)."""
         if self.results is None:
             self.results = tuple(
                 (place, process)
@@ -202,9 +213,16 @@ def run_on_driver(
             keys=tuple(column.key for column in returned),
             types=tuple(column.type for column in returned),
         )
-    description, fetched = send(connection, plan.compiled.sql, plan.compiled.parameters(parameters))
-    if description is None:
+    if not plan.keys:  # a statement that returns no rows
+        send(connection, plan.compiled.sql, plan.compiled.parameters(parameters))
         return DriverRows(plan.keys, [])
+    description, fetched = send(
+        connection,
+        plan.compiled.sql,
+        plan.compiled.parameters(parameters),
+        returns_rows=True,
+        describe=plan.results is None,  # only the first run looks at the types
+    )
     return plan.rows(dialect, description, fetched)
 
 

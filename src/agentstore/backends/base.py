@@ -36,16 +36,25 @@ def first_line(exc: BaseException) -> str:
 
 
 def on_driver_cursor(
-    connection: Connection, sql: str, parameters: Any = None, *, many: bool = False
+    connection: Connection,
+    sql: str,
+    parameters: Any = None,
+    *,
+    many: bool = False,
+    returns_rows: bool = False,
+    describe: bool = False,
 ) -> tuple[Any, list[tuple[Any, ...]]]:
     """Run ``sql`` on a DB-API cursor of ``connection``, outside SQLAlchemy's statement
-    path; the cursor's ``description`` and the rows it gave (None and none for a
-    statement that returns none). For a transaction's BEGIN, sent from the ``begin``
-    hook (where a SQLAlchemy statement would begin the transaction again) on every call
-    (where that path would add its cost to each), and for the hot path's statements
+    path. For a transaction's BEGIN, sent from the ``begin`` hook (where a SQLAlchemy
+    statement would begin the transaction again) on every call (where that path would
+    add its cost to each), and for the hot path's statements
     (``agentstore.driver_statements``).
+
     ``parameters`` are the driver's own (None: the SQL has no placeholders; a list of
-    them, sent in one ``executemany``, when ``many``). A driver error comes out as
+    them, sent in one ``executemany``, when ``many``). Gives the cursor's
+    ``description`` if ``describe`` (else None: psycopg builds it anew on each look, an
+    object per column) and the rows, if ``returns_rows`` (the statement is one that
+    returns rows, a SELECT or a RETURNING; else none). A driver error comes out as
     SQLAlchemy's ``DBAPIError``, as from any statement, so that the faces translate it;
     a connection found lost is invalidated, as SQLAlchemy does, so that the pool never
     hands it out again."""
@@ -59,8 +68,10 @@ def on_driver_cursor(
             cursor.execute(sql)
         else:
             cursor.execute(sql, parameters)
-        description = cursor.description
-        return description, [] if description is None else cursor.fetchall()
+        return (
+            cursor.description if describe else None,
+            cursor.fetchall() if returns_rows else [],
+        )
     except dialect.loaded_dbapi.Error as exc:
         lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
         failure = sa.exc.DBAPIError.instance(
