@@ -21,6 +21,7 @@ import aiosqlite
 import psycopg
 
 from agentstore import AgentStore, AsyncAgentStore, TaskDraft
+from agentstore.backends.sqlite import CONNECTION_PRAGMAS
 from bench.claim import (
     ATTEMPT,
     HAND_WRITTEN,
@@ -86,7 +87,7 @@ async def _raw_async_drain(url: str, run_id: uuid.UUID, batch: int) -> list[Clai
     claimed: list[Claimed] = []
     if url.startswith("sqlite"):
         lite = await aiosqlite.connect(raw_sqlite_path(url), isolation_level=None, timeout=30)
-        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"):
+        for pragma in CONNECTION_PRAGMAS:
             await lite.execute(f"PRAGMA {pragma}")
 
         async def transact(statements: Statements) -> list[list[Any]]:

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 import agentstore
+from agentstore.backends.sqlite import CONNECTION_PRAGMAS
 from tests.support.postgres import postgres_server
 
 DIALECTS = ("sqlite", "postgresql")
@@ -185,16 +186,12 @@ def sqlite_text(moment: datetime) -> str:
 
 
 def raw_sqlite_connect(url: str) -> sqlite3.Connection:
-    """A sqlite3 connection set up as the library sets up its own (WAL, foreign keys,
-    busy timeout, synchronous=NORMAL), in autocommit mode so the caller writes its own
+    """A sqlite3 connection set up as the library sets up its own (its
+    ``CONNECTION_PRAGMAS``: WAL, foreign keys, busy timeout, synchronous=NORMAL, the WAL
+    checkpoint's size), in autocommit mode so the caller writes its own
     ``BEGIN IMMEDIATE``."""
     connection = sqlite3.connect(raw_sqlite_path(url), isolation_level=None, timeout=30)
-    for pragma in (
-        "journal_mode=WAL",
-        "foreign_keys=ON",
-        "busy_timeout=30000",
-        "synchronous=NORMAL",
-    ):
+    for pragma in CONNECTION_PRAGMAS:
         connection.execute(f"PRAGMA {pragma}")
     return connection
 

@@ -17,7 +17,7 @@ import agentstore
 from agentstore import AgentStore, AsyncAgentStore, ExecutionQuery, TaskDraft
 from agentstore.errors import NotFoundError, UnsupportedDatabaseError
 
-PRAGMAS = ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
+PRAGMAS = ("journal_mode", "foreign_keys", "busy_timeout", "synchronous", "wal_autocheckpoint")
 
 
 def async_url(db_url: str) -> str:
@@ -39,7 +39,7 @@ def test_aiosqlite_connections_get_the_same_pragmas_and_lower(tmp_path: Path) ->
         await engine.dispose()
         return (*pragmas, lowered)
 
-    assert asyncio.run(main()) == ("wal", 1, 30000, 1, "äö")
+    assert asyncio.run(main()) == ("wal", 1, 30000, 1, 4000, "äö")
 
 
 def test_an_aiosqlite_transaction_holds_the_write_lock_from_its_start(tmp_path: Path) -> None:

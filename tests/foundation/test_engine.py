@@ -19,14 +19,20 @@ from agentstore.models import AgentState
 from tests.support.postgres import kill_connections
 
 
-def test_sqlite_connections_use_wal_foreign_keys_busy_timeout_and_normal_sync(
+def test_sqlite_connections_use_wal_foreign_keys_busy_timeout_normal_sync_and_checkpoints(
     tmp_path: Path,
 ) -> None:
     engine = agentstore.create_engine(f"sqlite:///{tmp_path / 'pragmas.db'}")
     with engine.connect() as connection:
         pragma = {
             name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
-            for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
+            for name in (
+                "journal_mode",
+                "foreign_keys",
+                "busy_timeout",
+                "synchronous",
+                "wal_autocheckpoint",
+            )
         }
     engine.dispose()
     assert pragma == {
@@ -34,6 +40,7 @@ def test_sqlite_connections_use_wal_foreign_keys_busy_timeout_and_normal_sync(
         "foreign_keys": 1,
         "busy_timeout": 30000,
         "synchronous": 1,
+        "wal_autocheckpoint": 4000,
     }
 
 

@@ -32,6 +32,20 @@ from agentstore.types import UTCDateTime
 
 MIN_SQLITE_VERSION = (3, 35, 0)  # UPDATE … RETURNING, which atomic claims are built on
 BUSY_TIMEOUT_MS = 30_000
+#: The WAL is copied back into the database (a checkpoint, an fsync of each file) once
+#: it holds this many pages; SQLite's default is 1,000. A claim with its completion
+#: writes about 16 pages, mostly the same index pages again, which a longer WAL copies
+#: once: on the claim loop, checkpoints fall from about 270 to 175 µs a task, for a
+#: checkpoint every 250 transactions of about 50 ms, where it was every 60 of 20 ms.
+WAL_AUTOCHECKPOINT_PAGES = 4_000
+#: Every connection's settings (the benchmarks' raw sqlite3 loops take the same).
+CONNECTION_PRAGMAS = (
+    "journal_mode=WAL",  # readers never block the writer
+    "foreign_keys=ON",
+    f"busy_timeout={BUSY_TIMEOUT_MS}",
+    "synchronous=NORMAL",  # durable enough with WAL
+    f"wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}",
+)
 
 
 def _lower(value: str | None) -> str | None:
@@ -45,10 +59,8 @@ def _configure_connection(dbapi_connection: Any, _record: Any) -> None:
     # how each transaction starts.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA synchronous=NORMAL")  # durable enough with WAL
+    for pragma in CONNECTION_PRAGMAS:
+        cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
     # SQLite's own lower() and LIKE fold ASCII only; searches use Python's.
     dbapi_connection.create_function("agentstore_lower", 1, _lower, deterministic=True)
