@@ -31,10 +31,11 @@ from agentstore.models.base import utcnow
 from agentstore.operations import writes
 from agentstore.orchestrator.common import insert_events
 from agentstore.orchestrator.task_records import TaskRecord
-from agentstore.orchestrator.task_statements import MAX_BATCH, close_many, statements
+from agentstore.orchestrator.task_statements import MAX_BATCH, close_many, record_attempts
 from agentstore.orchestrator.task_steps import CLOSED, steps
 from agentstore.orchestrator.tasks import TaskRepository
 from agentstore.statuses import AttemptStatus
+from agentstore.types import uuid7
 from agentstore.validation import Id
 
 
@@ -121,10 +122,11 @@ class TaskBatches(TaskRepository):
         if not closed:
             return closed
         results = {item["task_id"]: item["result"] for item in items}
-        self._connection.execute(
-            statements(self._backend).record_attempt,
+        record_attempts(self._backend).execute(
+            self._connection,
             [
                 {
+                    "id": uuid7(),
                     "run_id": task.run_id,
                     "task_id": task.id,
                     "attempt": task.attempt,
@@ -135,6 +137,7 @@ class TaskBatches(TaskRepository):
                 }
                 for task in closed
             ],
+            {"created_at": utcnow()},
         )
         insert_events(
             self._connection,

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from agentstore.backends import Backend
+from agentstore.bulk_insert import BulkInsert
 from agentstore.models import Run, Task, TaskAttempt, core_table
 from agentstore.statuses import RunStatus, TaskStatus
 
@@ -225,6 +226,19 @@ def statements(backend: Backend) -> Statements:
             (TaskStatus.WAITING,),
         ),
         record_attempt=backend.insert(ATTEMPTS).on_conflict_do_nothing(),
+    )
+
+
+@functools.cache
+def record_attempts(backend: Backend) -> BulkInsert:
+    """Attempts recorded together (a batch's completions, a claim's rescues), in one
+    ``executemany`` on the driver: each row names its own ``id`` (``uuid7``), and they
+    share ``created_at``, as rows of one transaction (a run's attempts are listed by
+    ``created_at`` then ``id``, so they keep their order)."""
+    return BulkInsert(
+        statements(backend).record_attempt,
+        ("id", "run_id", "task_id", "attempt", "status", "summary", "blocker_signature", "result"),
+        shared=("created_at",),
     )
 
 

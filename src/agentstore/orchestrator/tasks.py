@@ -33,6 +33,7 @@ from agentstore.backends import schema_of
 from agentstore.driver_statements import run_on_driver
 from agentstore.errors import InvalidTransitionError, NotFoundError, StaleClaimError
 from agentstore.models import Task, TaskAttempt
+from agentstore.models.base import utcnow
 from agentstore.operations import Repository, reads, writes, writes_in_one_statement
 from agentstore.orchestrator.backoff import DEFAULT_BACKOFF
 from agentstore.orchestrator.common import insert_events, require_run
@@ -51,11 +52,12 @@ from agentstore.orchestrator.task_statements import (
     TASK_COLUMNS,
     TASKS,
     UNHELD,
+    record_attempts,
     statements,
 )
 from agentstore.orchestrator.task_steps import CLAIMED, CLOSED, RESCUED, Step, steps
 from agentstore.statuses import AttemptStatus, TaskStatus
-from agentstore.types import UTCDateTime
+from agentstore.types import UTCDateTime, uuid7
 from agentstore.validation import Id
 
 __all__ = ["LEASE_EXPIRED", "Handoff", "TaskDraft", "TaskRecord", "TaskRepository"]
@@ -505,10 +507,11 @@ class TaskRepository(Repository, aggregate="tasks"):
         if not found:
             return 0
         rows = [dict(zip(keys, row, strict=True)) for row in found]
-        self._connection.execute(
-            statements(self._backend).record_attempt,
+        record_attempts(self._backend).execute(
+            self._connection,
             [
                 {
+                    "id": uuid7(),
                     "run_id": row["run_id"],
                     "task_id": row["id"],
                     "attempt": row["attempt"],
@@ -519,6 +522,7 @@ class TaskRepository(Repository, aggregate="tasks"):
                 }
                 for row in rows
             ],
+            {"created_at": utcnow()},
         )
         insert_events(
             self._connection,
