@@ -6,11 +6,12 @@ W worker processes (1, 2, 4) drain N tasks (5,000). The task's body is the same
 everywhere: one ``INSERT INTO bench_log (job_id)`` of the task's key into a separate
 SQLite log file, on a ``sqlite3`` connection each worker process opens once, before the
 clock starts (autocommit: each INSERT is its own transaction). Every database here, the
-queues' and the log, is a file in WAL mode with ``synchronous=NORMAL`` and a WAL
-checkpoint every 4,000 pages, agentstore's settings: huey's default (``fsync=None``)
-leaves SQLite's FULL, an fsync per commit, which buys a durability the others do not and
-costs much of huey's speed (a ``huey default`` row shows it, at the fewest workers
-measured). How each contender is driven:
+queues' and the log, is set up with agentstore's connection settings
+(``CONNECTION_PRAGMAS``: WAL, ``synchronous=NORMAL``, a WAL checkpoint every 4,000
+pages, a 30 s busy timeout, foreign keys, which huey's tables do not have): huey's
+default (``fsync=None``) leaves SQLite's FULL, an fsync per commit, which buys a
+durability the others do not and costs much of huey's speed (a ``huey default`` row
+shows it, at the fewest workers measured). How each contender is driven:
 
 - ``huey``: ``SqliteHuey(filename=...)`` with its defaults otherwise (results on, which
   stores nothing for a task returning None); tasks enqueued beforehand by calling the
@@ -22,8 +23,8 @@ measured). How each contender is driven:
   revocation key popped: another ``BEGIN EXCLUSIVE`` transaction). The only change: where
   the worker would sleep on an empty queue, it stops (nothing is enqueued during a drain).
   Logging is left unconfigured, so huey's per-task INFO lines are not written (the
-  consumer's command line would write them). ``huey default``: the same, with SQLite's
-  own ``synchronous`` and checkpoint settings.
+  consumer's command line would write them). ``huey default``: the same, with huey's
+  own settings (SQLite's synchronous and checkpoint defaults).
 - ``agentstore``: the public API, ``store.tasks.claim_next(limit=b)``, then each task's
   body and ``complete`` with its fencing token, the last one in hand completed by
   ``complete_and_claim`` (its completion and the next claim in one transaction), as a
@@ -71,7 +72,7 @@ from huey import SqliteHuey
 from huey.consumer import Worker as HueyWorker
 
 from agentstore import AgentStore, Completion, TaskDraft
-from agentstore.backends.sqlite import WAL_AUTOCHECKPOINT_PAGES
+from agentstore.backends.sqlite import CONNECTION_PRAGMAS
 from agentstore.worker import TaskContext, Worker
 from bench.claim import (
     ATTEMPT,
@@ -86,9 +87,6 @@ from bench.harness import Context, Ready, Row, drain_in_processes, median, raw_s
 LEASE = timedelta(minutes=5)
 HUEY_TARGET = 1.5  # agentstore (the API, the worker) against huey
 RAW_TARGET = 0.8  # agentstore's API against the raw loop
-# agentstore's settings that apply to any SQLite file (see CONNECTION_PRAGMAS).
-AGENTSTORE_SETTINGS = ("synchronous=NORMAL", f"wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-PRAGMAS = ("journal_mode=WAL", "busy_timeout=30000", *AGENTSTORE_SETTINGS)
 LOG_TABLE = "CREATE TABLE bench_log (job_id TEXT NOT NULL)"
 LOG_JOB = "INSERT INTO bench_log (job_id) VALUES (?)"
 
@@ -106,7 +104,7 @@ class _Log:
 
 def open_log(path: str) -> None:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    for pragma in PRAGMAS:
+    for pragma in CONNECTION_PRAGMAS:
         connection.execute(f"PRAGMA {pragma}")
     _Log.connection = connection
 
@@ -122,7 +120,7 @@ def new_log(path: Path) -> None:
     """An empty log file, switched to WAL before the workers open it (switching a new
     file from several processes at once can fail on the lock)."""
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as connection:
-        for pragma in PRAGMAS:
+        for pragma in CONNECTION_PRAGMAS:
             connection.execute(f"PRAGMA {pragma}")
         connection.execute(LOG_TABLE)
 
@@ -404,8 +402,8 @@ CONTENDERS = {
         Contender(
             "huey",
             "huey",
-            lambda drain, tasks: ("", huey_enqueue(drain, tasks, AGENTSTORE_SETTINGS)),
-            lambda drain, ready: huey_work(drain, ready, AGENTSTORE_SETTINGS),
+            lambda drain, tasks: ("", huey_enqueue(drain, tasks, CONNECTION_PRAGMAS)),
+            lambda drain, ready: huey_work(drain, ready, CONNECTION_PRAGMAS),
             huey_undone,
             batches=(1,),  # huey dequeues one task at a time
         ),
